@@ -1,0 +1,41 @@
+"""synib-hf: SynIB (Synergistic Information Bottleneck) for the Hugging Face stack.
+
+The core (masking, penalties, models, metrics, data) imports without `datasets` or `evaluate`; `SynIBConfig` and
+`SynIBTrainer` live in `synib_hf.trainers` and are re-exported here lazily, so `import synib_hf` stays light and the
+core never imports the trainers.
+"""
+
+__version__ = "0.1.0"
+
+from .masking import FeatureMasker, InputMasker, MaskRandomness, MaskSpec, TokenIds
+from .native import SynIBModelOutput, SynIBNativeMixin
+from .penalties import entropy, gaussian, kl_uniform, max_probability, unimodal_anchor
+
+
+_LAZY = {"SynIBConfig": "synib_hf.trainers", "SynIBTrainer": "synib_hf.trainers"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'synib_hf' has no attribute {name!r}")
+
+
+__all__ = [
+    "FeatureMasker",
+    "InputMasker",
+    "MaskRandomness",
+    "MaskSpec",
+    "SynIBConfig",
+    "SynIBModelOutput",
+    "SynIBNativeMixin",
+    "SynIBTrainer",
+    "TokenIds",
+    "entropy",
+    "gaussian",
+    "kl_uniform",
+    "max_probability",
+    "unimodal_anchor",
+]

@@ -1,0 +1,107 @@
+"""The native protocol: models whose masked views re-run only a fusion head on pooled per-modality features.
+
+A model opts in by inheriting [`SynIBNativeMixin`] and implementing five small hooks. Its `forward` then accepts a
+`synib_views` argument (a [`FeatureMasker`], passed by [`SynIBTrainer`]) and returns the masked views' logits in the
+same call, so the encoders run once per step and DDP sees a single forward.
+"""
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .penalties import task_loss
+
+
+@dataclass
+class SynIBModelOutput(SequenceClassifierOutput):
+    """[`SequenceClassifierOutput`] plus what SynIB reads.
+
+    Args:
+        masked_logits (`torch.Tensor` of shape `(M, B, C)`, *optional*):
+            Logits of each masked view, in the order of `synib_views.masked_modalities`.
+        masked_logvar (`torch.Tensor` of shape `(M, B, C)`, *optional*):
+            Log-variances from the logvar head on each masked view (the `gaussian` penalty).
+        unimodal_logits (`torch.Tensor` of shape `(N, B, C)`, *optional*):
+            Logits of the unimodal heads, in the order of `synib_modalities`.
+    """
+
+    masked_logits: Optional[torch.Tensor] = None
+    masked_logvar: Optional[torch.Tensor] = None
+    unimodal_logits: Optional[torch.Tensor] = None
+
+
+class SynIBNativeMixin:
+    """Mixin for models that support feature-level SynIB.
+
+    Implement:
+
+    * `synib_modalities` — tuple of modality names, e.g. `("image", "text")`;
+    * `synib_input_keys` — mapping modality → the forward arguments that feed it;
+    * `synib_encode(modality, inputs) -> (B, D_m)` — that modality's pooled (normalised) feature;
+    * `synib_fuse(features) -> (logits (B, C), fused_hidden (B, H))` — the fusion head;
+    * `synib_unimodal_head(modality) -> nn.Module | None` and `synib_logvar_head() -> nn.Module | None`.
+
+    and call `self.synib_forward(inputs, labels, synib_views)` from `forward`. Unimodal heads train with CE on detached
+    features (they are instruments for learned masks, `unimodal_anchor` and synergy-subset evaluation, and must not
+    steer the encoders) unless `synib_detach_unimodal_heads` is False (the "multiloss" baseline).
+
+    Example:
+
+    ```python
+    >>> outputs = model(**batch, synib_views=masker)  # one call: clean and masked views
+    >>> outputs.logits.shape, outputs.masked_logits.shape
+    (torch.Size([8, 2]), torch.Size([2, 8, 2]))
+    ```
+    """
+
+    synib_detach_unimodal_heads: bool = True
+
+    def synib_forward(
+        self, inputs: Mapping[str, torch.Tensor], labels: Optional[torch.Tensor] = None, synib_views=None
+    ) -> SynIBModelOutput:
+        features = {m: self.synib_encode(m, inputs) for m in self.synib_modalities}
+
+        unimodal = []
+        for modality in self.synib_modalities:
+            head = self.synib_unimodal_head(modality)
+            if head is not None:
+                feature = features[modality]
+                unimodal.append(head(feature.detach() if self.synib_detach_unimodal_heads else feature))
+        unimodal_logits = torch.stack(unimodal) if unimodal else None  # (N, B, C)
+
+        views = [features]
+        if synib_views is not None:
+            masked = synib_views(self, inputs, features, labels)
+            views += [{**features, m: masked[m]} for m in synib_views.masked_modalities]
+        # All views through the fusion head in one call: (V·B, D_m) per modality.
+        stacked = {m: torch.cat([view[m] for view in views]) for m in self.synib_modalities}
+        all_logits, hidden = self.synib_fuse(stacked)
+        batch_size = features[self.synib_modalities[0]].shape[0]
+        logits = all_logits[:batch_size]
+        masked_logits = masked_logvar = None
+        if synib_views is not None:
+            masked_logits = all_logits[batch_size:].unflatten(0, (-1, batch_size))  # (M, B, C)
+            logvar_head = self.synib_logvar_head()
+            if logvar_head is not None:
+                masked_logvar = logvar_head(hidden[batch_size:]).unflatten(0, (-1, batch_size))
+
+        loss = None
+        if labels is not None:
+            loss = task_loss(logits, labels)
+            if unimodal_logits is not None:
+                loss = loss + sum(task_loss(u, labels) for u in unimodal_logits)
+        return SynIBModelOutput(
+            loss=loss,
+            logits=logits,
+            masked_logits=masked_logits,
+            masked_logvar=masked_logvar,
+            unimodal_logits=unimodal_logits,
+        )
+
+
+def implements_native_protocol(model: nn.Module) -> bool:
+    """Whether `model` (already unwrapped from DDP/PEFT) implements [`SynIBNativeMixin`]'s protocol."""
+    return isinstance(model, SynIBNativeMixin)

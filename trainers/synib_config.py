@@ -1,0 +1,218 @@
+"""`SynIBConfig`: `TrainingArguments` plus the SynIB objective, its masking operators and where they apply."""
+
+import json
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from transformers import TrainingArguments
+
+from synib_hf.masking import MASK_FILLS, MASK_TYPES
+from synib_hf.penalties import PENALTIES
+
+
+SYNIB_PATHS = ("auto", "native", "generic")
+VIEW_BATCHING = ("concatenated", "sequential")
+
+# Common Hugging Face input names per modality. Absent keys are skipped; pass `modality_keys` to be strict.
+DEFAULT_MODALITY_KEYS = {
+    "image": ["pixel_values"],
+    "text": ["input_ids", "attention_mask", "token_type_ids"],
+    "audio": ["input_features", "input_values"],
+}
+
+
+@dataclass
+class SynIBConfig(TrainingArguments):
+    r"""
+    Configuration for [`SynIBTrainer`]: every [`~transformers.TrainingArguments`] field, plus SynIB's.
+
+    The loss is `CE(f(x), y) + synib_weight · Σ_m Ω(f(M_m(x)))`: one masked view per modality, each penalised for
+    staying confident. `synib_weight=0` is plain training, step for step.
+
+    Example:
+
+    ```python
+    >>> args = SynIBConfig(output_dir="out", synib_weight=0.1, mask_type="random", mask_ratio=0.5,
+    ...                    modality_keys={"image": ["pixel_values"], "text": ["input_ids", "attention_mask"]})
+    ```
+    """
+
+    # SynIB objective
+    synib_weight: float = field(
+        default=0.1,
+        metadata={
+            "help": "λ, the weight of the masked-view confidence penalty. 0 disables SynIB (plain training). The "
+            "paper tunes it per data set on validation accuracy over {1e-3, 1e-2, 0.1, 1, 10}."
+        },
+    )
+    synib_penalty: str = field(
+        default="kl_uniform",
+        metadata={
+            "help": "Ω, the penalty on each masked view: 'kl_uniform' = KL(p ‖ uniform); 'gaussian' = KL of "
+            "N(logits, σ²) to N(0, I) with σ² from the model's logvar head; 'unimodal_anchor' = KL(p_unimodal ‖ p) "
+            "towards the unimodal head of the modality left visible (native models, two modalities).",
+            "choices": list(PENALTIES),
+        },
+    )
+    synib_start_step: int = field(
+        default=0, metadata={"help": "First optimizer step at which the penalty is applied (a warm-up window)."}
+    )
+    synib_end_step: Optional[int] = field(
+        default=None, metadata={"help": "Optimizer step at which the penalty stops; None keeps it to the end."}
+    )
+
+    # Masking operators
+    mask_type: str = field(
+        default="random",
+        metadata={
+            "help": "How a modality is masked: 'full' replaces all of it; 'random' each feature/token with "
+            "probability mask_ratio; 'learned' fits per-example gates against the unimodal head (native models); "
+            "'oracle' destroys the input coordinates in oracle_coordinates (synthetic data).",
+            "choices": list(MASK_TYPES),
+        },
+    )
+    mask_ratio: float = field(
+        default=0.5,
+        metadata={"help": "Probability that a feature/token is replaced, in (0, 1]; for mask_type='random'."},
+    )
+    mask_fill: str = field(
+        default="ema_noise",
+        metadata={
+            "help": "What replaces masked float values: 'ema_noise' = N(μ, σ²) from an EMA of clean statistics; "
+            "'shuffle' = the same value from another example of the batch; 'zero'. Token ids are always replaced "
+            "by the tokenizer's mask (else pad) id.",
+            "choices": list(MASK_FILLS),
+        },
+    )
+    fill_ema_decay: float = field(
+        default=0.99, metadata={"help": "EMA decay β of the clean statistics behind mask_fill='ema_noise', in [0, 1)."}
+    )
+    learned_mask_steps: int = field(default=20, metadata={"help": "Adam steps that fit the learned mask's gates."})
+    learned_mask_lr: float = field(default=0.1, metadata={"help": "Adam learning rate of the learned mask's gates."})
+    learned_mask_temperature: float = field(
+        default=1.0, metadata={"help": "Temperature τ of the learned keep-gate σ(ℓ/τ)."}
+    )
+    learned_mask_grad_clip: float = field(
+        default=1.0, metadata={"help": "Gradient-norm clip of the learned mask's inner optimisation."}
+    )
+    learned_mask_sparsity_weight: float = field(
+        default=1.0, metadata={"help": "λ_s: weight of mean(1 − g), which keeps the learned gates open."}
+    )
+    oracle_coordinates: Optional[Union[dict, str]] = field(
+        default=None,
+        metadata={
+            "help": "For mask_type='oracle': input key → coordinates (last axis) to destroy, as a dict or JSON "
+            "string, e.g. '{\"x1\": [12, 13]}'."
+        },
+    )
+
+    # Where masking applies
+    synib_path: str = field(
+        default="auto",
+        metadata={
+            "help": "'native': features re-used, only the fusion head re-runs per view (the model must implement "
+            "synib_hf.SynIBNativeMixin); 'generic': masked copies of the inputs (any model returning logits); "
+            "'auto': native when the model supports it.",
+            "choices": list(SYNIB_PATHS),
+        },
+    )
+    modality_keys: Optional[Union[dict, str]] = field(
+        default=None,
+        metadata={
+            "help": "Generic path: modality → input keys, as a dict or JSON string, e.g. "
+            "'{\"image\": [\"pixel_values\"], \"text\": [\"input_ids\", \"attention_mask\"]}'. Every key named "
+            "must be in every batch. Default: pixel_values (image); input_ids, attention_mask, token_type_ids "
+            "(text); input_features, input_values (audio), each when present."
+        },
+    )
+    masked_modalities: Optional[list[str]] = field(
+        default=None, metadata={"help": "Modalities that get a masked view; default: all of them."}
+    )
+    view_batching: str = field(
+        default="concatenated",
+        metadata={
+            "help": "Generic path: 'concatenated' runs clean and masked views in one forward on the batch axis; "
+            "'sequential' runs and back-propagates each view in turn (lower peak memory).",
+            "choices": list(VIEW_BATCHING),
+        },
+    )
+    detach_masked_features: bool = field(
+        default=False,
+        metadata={
+            "help": "Native path: detach encoder features in the masked views, so the penalty trains only the "
+            "fusion head (the authors' MultiBench setting)."
+        },
+    )
+
+    def __post_init__(self):
+        self.oracle_coordinates = _parse_json_field("oracle_coordinates", self.oracle_coordinates)
+        self.modality_keys = _parse_json_field("modality_keys", self.modality_keys)
+        _check_choice("synib_penalty", self.synib_penalty, PENALTIES)
+        _check_choice("mask_type", self.mask_type, MASK_TYPES)
+        _check_choice("mask_fill", self.mask_fill, MASK_FILLS)
+        _check_choice("synib_path", self.synib_path, SYNIB_PATHS)
+        _check_choice("view_batching", self.view_batching, VIEW_BATCHING)
+        if not self.synib_weight >= 0:  # also rejects NaN
+            raise ValueError(f"synib_weight must be >= 0 (0 disables SynIB), got {self.synib_weight}.")
+        if not 0.0 < self.mask_ratio <= 1.0:
+            raise ValueError(f"mask_ratio must be in (0, 1], got {self.mask_ratio}; e.g. 0.5, or 0.3 for XOR.")
+        if not 0.0 <= self.fill_ema_decay < 1.0:
+            raise ValueError(f"fill_ema_decay must be in [0, 1), got {self.fill_ema_decay}; the default is 0.99.")
+        for name in ("learned_mask_steps", "learned_mask_lr", "learned_mask_temperature", "learned_mask_grad_clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}.")
+        if self.learned_mask_sparsity_weight < 0:
+            raise ValueError(f"learned_mask_sparsity_weight must be >= 0, got {self.learned_mask_sparsity_weight}.")
+        if self.synib_start_step < 0:
+            raise ValueError(f"synib_start_step must be >= 0, got {self.synib_start_step}.")
+        if self.synib_end_step is not None and self.synib_end_step <= self.synib_start_step:
+            raise ValueError(
+                f"synib_end_step ({self.synib_end_step}) must be after synib_start_step ({self.synib_start_step}), "
+                "or None to keep the penalty on to the end."
+            )
+        if self.mask_type == "oracle" and not self.oracle_coordinates:
+            raise ValueError(
+                "mask_type='oracle' needs oracle_coordinates (input key → coordinates to destroy); the Gaussian-XOR "
+                "data set exposes them as `synergy_coordinates`."
+            )
+        if self.modality_keys is not None:
+            _check_modality_keys(self.modality_keys)
+        if self.masked_modalities is not None and not self.masked_modalities:
+            raise ValueError("masked_modalities is empty: list at least one modality, or None for all of them.")
+        super().__post_init__()
+
+
+def _parse_json_field(name: str, value):
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{name} must be a dict or a JSON object string, got {value!r} ({error}).") from None
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict or a JSON object string, got {type(value).__name__}: {value!r}.")
+    return value
+
+
+def _check_choice(name: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not a valid choice; use one of {', '.join(map(repr, choices))}.")
+
+
+def _check_modality_keys(modality_keys: dict) -> None:
+    for modality, keys in modality_keys.items():
+        if isinstance(keys, str) or not keys or not all(isinstance(k, str) for k in keys):
+            raise ValueError(
+                f"modality_keys[{modality!r}] must be a non-empty list of input names, got {keys!r}; e.g. "
+                "{'image': ['pixel_values'], 'text': ['input_ids', 'attention_mask']}."
+            )
+    seen = {}
+    for modality, keys in modality_keys.items():
+        for key in keys:
+            if key in seen:
+                raise ValueError(f"modality_keys maps {key!r} to both {seen[key]!r} and {modality!r}; pick one.")
+            seen[key] = modality
+    if len(modality_keys) < 2:
+        raise ValueError(
+            f"modality_keys names {len(modality_keys)} modality; SynIB masks one modality while keeping the others, "
+            "so it needs at least two."
+        )
