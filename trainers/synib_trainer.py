@@ -312,21 +312,34 @@ class SynIBTrainer(Trainer):
             self._metrics[mode][key].append(column)
         self._metrics[mode]["weight"].append(torch.full_like(table[:, 0], weight))
 
+    def _flush(self, mode: str) -> dict:
+        """Means of the buffered metrics (training buffers are reduced across processes here, not per step)."""
+        buffered = self._metrics[mode]
+        if not buffered:
+            return {}
+        keys = list(buffered)
+        sums = torch.stack([torch.cat(buffered[k]).float().sum() for k in keys])
+        counts = torch.tensor([float(sum(len(v) for v in buffered[k])) for k in keys], device=sums.device)
+        if mode == "train":
+            sums = self.accelerator.reduce(sums, reduction="sum")
+            counts = self.accelerator.reduce(counts, reduction="sum")
+        buffered.clear()
+        return dict(zip(keys, (sums / counts).tolist()))
+
     def log(self, logs: dict, start_time: Optional[float] = None) -> None:
-        # Why: flush SynIB's metrics into the Trainer's log line; training metrics are gathered only here.
-        mode = "train" if self.model.training else "eval"
-        metrics = self._metrics[mode]
-        if metrics:
-            keys = list(metrics)
-            sums = torch.stack([torch.cat(metrics[k]).float().sum() for k in keys])
-            counts = torch.tensor([float(sum(len(v) for v in metrics[k])) for k in keys], device=sums.device)
-            if mode == "train":
-                sums = self.accelerator.reduce(sums, reduction="sum")
-                counts = self.accelerator.reduce(counts.to(sums.device), reduction="sum")
-            prefix = "eval_synib/" if mode == "eval" else "synib/"
-            logs.update({f"{prefix}{k}": v for k, v in zip(keys, (sums / counts).tolist())})
-            metrics.clear()
+        # Why: training metrics join the Trainer's log line (evaluation's are in `evaluation_loop`'s output).
+        if self.model.training:
+            logs.update({f"synib/{k}": v for k, v in self._flush("train").items()})
         super().log(logs, start_time)
+
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
+        # Why: masked-view metrics belong to this loop's output, for `evaluate` and `predict` alike.
+        self._metrics["eval"].clear()
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        output.metrics.update({f"{metric_key_prefix}_synib/{k}": v for k, v in self._flush("eval").items()})
+        return output
 
 
 def _concatenate(batch: dict, views: list) -> dict:
