@@ -268,6 +268,11 @@ class FeatureMasker:
         self.fill = Filler(spec, randomness)
         self._input_masker = InputMasker(spec, randomness) if spec.mask_type == "oracle" else None
 
+    @property
+    def detach_features(self) -> bool:
+        """Whether the views carry detached features, so the penalty trains only the fusion head."""
+        return self.spec.detach_masked_features
+
     def __call__(self, model, inputs: Mapping, features: Mapping[str, torch.Tensor], labels) -> dict:
         spec = self.spec
         masked = {}

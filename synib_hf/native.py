@@ -75,7 +75,9 @@ class SynIBNativeMixin:
         views = [features]
         if synib_views is not None:
             masked = synib_views(self, inputs, features, labels)
-            views += [{**features, m: masked[m]} for m in synib_views.masked_modalities]
+            # Detached views: Ω then trains only the fusion head, never the encoders (the authors' MultiBench setting).
+            visible = {m: f.detach() for m, f in features.items()} if synib_views.detach_features else features
+            views += [{**visible, m: masked[m]} for m in synib_views.masked_modalities]
         # All views through the fusion head in one call: (V·B, D_m) per modality.
         stacked = {m: torch.cat([view[m] for view in views]) for m in self.synib_modalities}
         all_logits, hidden = self.synib_fuse(stacked)
