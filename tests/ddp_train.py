@@ -1,0 +1,55 @@
+"""Trains every SynIB path for a few SGD steps and saves the parameters; run by test_distributed.py under
+`accelerate launch --multi_gpu --num_processes 2` (real 2-process DDP over gloo) and as one process."""
+
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import transformers  # noqa: E402
+
+from synib_hf import SynIBConfig, SynIBTrainer  # noqa: E402
+from tiny_models import CLIPWithHead, as_dataset, image_text_rows, mlp_fusion, tiny_tokenizer, vector_xor  # noqa: E402
+
+
+IMAGE_TEXT = {"image": ["pixel_values"], "text": ["input_ids", "attention_mask"]}
+CASES = {
+    "native": dict(model=lambda: mlp_fusion(), data=lambda: as_dataset(vector_xor(32)), extra={}),
+    "native-learned": dict(model=lambda: mlp_fusion(), data=lambda: as_dataset(vector_xor(32)),
+                           extra={"mask_type": "learned"}),
+    "generic-concatenated": dict(model=lambda: CLIPWithHead(), data=lambda: as_dataset(image_text_rows(32)),
+                                 extra={"modality_keys": IMAGE_TEXT}),
+    "generic-sequential": dict(model=lambda: CLIPWithHead(), data=lambda: as_dataset(image_text_rows(32)),
+                               extra={"modality_keys": IMAGE_TEXT, "view_batching": "sequential"}),
+}
+
+
+def main(output_dir: str, global_batch: int = 8) -> None:
+    transformers.logging.set_verbosity_error()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    for name, case in CASES.items():
+        model = case["model"]()
+        deterministic = {} if case["extra"].get("mask_type") == "learned" else {"mask_type": "full", "mask_fill": "zero"}
+        args = SynIBConfig(
+            output_dir=os.path.join(output_dir, name), report_to="none", use_cpu=True, save_strategy="no",
+            disable_tqdm=True, seed=0, synib_weight=1.0, per_device_train_batch_size=global_batch // world,
+            max_steps=3, learning_rate=0.5, optim="sgd", logging_steps=1, train_sampling_strategy="sequential",
+            **{**deterministic, **case["extra"]},
+        )
+        tokenizer = tiny_tokenizer() if "modality_keys" in case["extra"] else None
+        trainer = SynIBTrainer(model=model, args=args, train_dataset=case["data"](), processing_class=tokenizer)
+        trainer.train()
+        if trainer.is_world_process_zero():
+            state = {k: v.detach().cpu() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}
+            torch.save(state, os.path.join(output_dir, f"{name}.pt"))
+            logs = [h for h in trainer.state.log_history if "loss" in h]
+            with open(os.path.join(output_dir, f"{name}.json"), "w") as f:
+                json.dump({"world_size": world, "distributed": str(trainer.args.parallel_mode), "logs": logs}, f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
