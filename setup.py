@@ -7,11 +7,10 @@ from setuptools import setup
 HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "synib_hf" / "__init__.py").read_text()).group(1)
 
-# torch is pinned to the CPU wheel this project is developed and tested with; an unpinned or open range makes pip
-# resolve a multi-GB CUDA build. Users with GPUs install their torch first: any 2.x that satisfies this pin's range
-# for their platform is used as is.
+# Install torch first (README): with torch already present this range installs nothing more, while a bare `torch`
+# on a machine without one would pull a multi-GB CUDA build.
 REQUIRED = [
-    "torch==2.13.0",
+    "torch>=2.4",
     "transformers>=5.24,<6",
     "accelerate>=1.15",
     "datasets>=5.2",
@@ -38,9 +37,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["synib_hf", "synib_hf.trainers"],
-    package_dir={"synib_hf": "synib_hf", "synib_hf.trainers": "trainers"},
-    package_data={"synib_hf": ["templates/*.md", "metrics/*/*.py"]},
+    packages=["synib_hf", "synib_hf.trainers", "synib_hf.model_cards"],
+    package_dir={"synib_hf": "synib_hf", "synib_hf.trainers": "trainers", "synib_hf.model_cards": "model_cards"},
+    package_data={"synib_hf.model_cards": ["*.md"], "synib_hf": ["metrics/*/*.py"]},
     include_package_data=True,
     install_requires=REQUIRED,
     extras_require=EXTRAS,

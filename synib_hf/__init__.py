@@ -7,9 +7,17 @@ core never imports the trainers.
 
 __version__ = "0.1.0"
 
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
 from .masking import FeatureMasker, InputMasker, MaskRandomness, MaskSpec, TokenIds
+from .modeling_mlp_fusion import MLPFusionConfig, MLPFusionForClassification
 from .native import SynIBModelOutput, SynIBNativeMixin
 from .penalties import entropy, gaussian, kl_uniform, max_probability, unimodal_anchor
+
+
+# After `import synib_hf`, the Auto classes load SynIB checkpoints.
+AutoConfig.register(MLPFusionConfig.model_type, MLPFusionConfig)
+AutoModelForSequenceClassification.register(MLPFusionConfig, MLPFusionForClassification)
 
 
 _LAZY = {"SynIBConfig": "synib_hf.trainers", "SynIBTrainer": "synib_hf.trainers"}
@@ -28,6 +36,8 @@ __all__ = [
     "InputMasker",
     "MaskRandomness",
     "MaskSpec",
+    "MLPFusionConfig",
+    "MLPFusionForClassification",
     "SynIBConfig",
     "SynIBModelOutput",
     "SynIBNativeMixin",

@@ -182,6 +182,21 @@ class SynIBConfig(TrainingArguments):
         super().__post_init__()
 
 
+def synib_changes(args: SynIBConfig) -> dict:
+    """The SynIB fields (not the TrainingArguments ones) whose value differs from the default, for model cards."""
+    from dataclasses import MISSING, fields
+
+    inherited = {f.name for f in fields(TrainingArguments)}
+    changed = {}
+    for f in fields(SynIBConfig):
+        if f.name in inherited:
+            continue
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        if getattr(args, f.name) != default:
+            changed[f.name] = getattr(args, f.name)
+    return changed
+
+
 def _parse_json_field(name: str, value):
     if isinstance(value, str):
         try:

@@ -1,18 +1,21 @@
 """`SynIBTrainer`: `transformers.Trainer` whose loss adds SynIB's masked-view confidence penalty."""
 
+import os
 from collections import defaultdict
 from dataclasses import fields
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Sequence, Union
 
 import torch
 from transformers import Trainer
 from transformers.utils import logging
 
 from synib_hf.masking import FeatureMasker, InputMasker, MaskRandomness, MaskSpec, TokenIds
+from synib_hf.model_card import build_model_card
 from synib_hf.native import implements_native_protocol
 from synib_hf.penalties import entropy, gaussian, kl_uniform, max_probability, task_loss, unimodal_anchor
 
-from .synib_config import DEFAULT_MODALITY_KEYS, SynIBConfig
+from .synib_config import DEFAULT_MODALITY_KEYS, SynIBConfig, synib_changes
 
 
 logger = logging.get_logger(__name__)
@@ -340,6 +343,57 @@ class SynIBTrainer(Trainer):
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         output.metrics.update({f"{metric_key_prefix}_synib/{k}": v for k, v in self._flush("eval").items()})
         return output
+
+
+    # ---- model card ------------------------------------------------------------------------------------------------
+
+    def _save(self, output_dir: Optional[str] = None, state_dict=None):
+        # Why: every checkpoint the trainer writes carries its model card.
+        super()._save(output_dir, state_dict)
+        if self.args.should_save:
+            self.create_model_card(output_dir=output_dir)
+
+    def create_model_card(
+        self,
+        model_name: Optional[str] = None,
+        dataset_name: Optional[str] = None,
+        tags: Union[str, Sequence[str], None] = None,
+        output_dir: Optional[str] = None,
+        eval_metrics: Optional[dict] = None,
+        **kwargs,
+    ) -> None:
+        """Write `README.md`: SynIB settings, the latest evaluation as a `model-index`, a quick start, versions.
+
+        Args:
+            model_name: defaults to the last part of `hub_model_id`, else of `output_dir` (never a local path).
+            dataset_name: the data set the evaluation ran on, as shown in the card.
+            tags: extra Hub tags.
+            eval_metrics: the metrics to report (`eval_accuracy`, `eval_synergy_accuracy`,
+                `eval_synib/masked_accuracy_<m>`); by default the latest evaluation in the log history.
+        """
+        # Why: the Trainer's default card knows nothing of SynIB; `push_to_hub` calls this to refresh the card.
+        if not self.is_world_process_zero():
+            return
+        output_dir = output_dir or self.args.output_dir
+        repo_id = self.args.hub_model_id
+        model_name = model_name or Path(repo_id or os.path.abspath(output_dir)).name
+        if eval_metrics is None:
+            eval_metrics = next((h for h in reversed(self.state.log_history) if any(k.startswith("eval_") for k in h)), {})
+        core = self._core_model()
+        config = getattr(core, "config", None)
+        base_models = [getattr(config, "_name_or_path", "")] if getattr(config, "_name_or_path", "") else []
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        card = build_model_card(
+            model_name,
+            repo_id=repo_id,
+            path="native" if self.is_native else "generic",
+            base_models=[b for b in base_models if not os.path.isabs(b) and not os.path.exists(b)],
+            dataset_name=dataset_name or "the evaluation set",
+            tags=[*self._tag_names, *tags],
+            hyperparameters=synib_changes(self.args),
+            eval_metrics=eval_metrics,
+        )
+        card.save(os.path.join(output_dir, "README.md"))
 
 
 def _concatenate(batch: dict, views: list) -> dict:
