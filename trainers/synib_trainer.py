@@ -376,7 +376,7 @@ class SynIBTrainer(Trainer):
             return
         output_dir = output_dir or self.args.output_dir
         repo_id = self.args.hub_model_id
-        model_name = model_name or Path(repo_id or os.path.abspath(output_dir)).name
+        model_name = model_name or Path(repo_id or os.path.abspath(self.args.output_dir)).name
         if eval_metrics is None:
             eval_metrics = next((h for h in reversed(self.state.log_history) if any(k.startswith("eval_") for k in h)), {})
         core = self._core_model()
