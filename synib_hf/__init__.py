@@ -7,17 +7,24 @@ core never imports the trainers.
 
 __version__ = "0.1.0"
 
-from transformers import AutoConfig, AutoModelForSequenceClassification
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoProcessor
 
+from .configuration_fusion import FusionConfig
+from .lora import lora_config_for
 from .masking import FeatureMasker, InputMasker, MaskRandomness, MaskSpec, TokenIds
+from .modeling_fusion import FusionForSequenceClassification
 from .modeling_mlp_fusion import MLPFusionConfig, MLPFusionForClassification
 from .native import SynIBModelOutput, SynIBNativeMixin
 from .penalties import entropy, gaussian, kl_uniform, max_probability, unimodal_anchor
+from .processing_fusion import FusionProcessor, ImageTextCollator
 
 
 # After `import synib_hf`, the Auto classes load SynIB checkpoints.
 AutoConfig.register(MLPFusionConfig.model_type, MLPFusionConfig)
 AutoModelForSequenceClassification.register(MLPFusionConfig, MLPFusionForClassification)
+AutoConfig.register(FusionConfig.model_type, FusionConfig)
+AutoModelForSequenceClassification.register(FusionConfig, FusionForSequenceClassification)
+AutoProcessor.register(FusionConfig, FusionProcessor)
 
 
 _LAZY = {"SynIBConfig": "synib_hf.trainers", "SynIBTrainer": "synib_hf.trainers"}
@@ -33,6 +40,11 @@ def __getattr__(name):
 
 __all__ = [
     "FeatureMasker",
+    "FusionConfig",
+    "FusionForSequenceClassification",
+    "FusionProcessor",
+    "ImageTextCollator",
+    "lora_config_for",
     "InputMasker",
     "MaskRandomness",
     "MaskSpec",

@@ -112,3 +112,62 @@ def as_dataset(columns: dict):
     from datasets import Dataset
 
     return Dataset.from_dict({k: list(v) for k, v in columns.items()}).with_format("torch")
+
+
+def tiny_fusion_config(**overrides):
+    """CLIP-vision (ModelTester sizes: image 30, patch 2, hidden 32, 2 layers, 4 heads) + DeBERTa-v2, tiny."""
+    from transformers import CLIPVisionConfig, DebertaV2Config
+
+    from synib_hf.configuration_fusion import FusionConfig
+
+    config = dict(
+        vision_config=CLIPVisionConfig(image_size=IMAGE_SIZE, patch_size=2, hidden_size=32, intermediate_size=37,
+                                       num_hidden_layers=2, num_attention_heads=4),
+        text_config=DebertaV2Config(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                    intermediate_size=37, max_position_embeddings=64, pad_token_id=0,
+                                    relative_attention=True, position_buckets=8, pos_att_type=["p2c", "c2p"]),
+        projection_dim=16,
+        fusion_hidden_size=24,
+        fusion_dropout=0.0,
+    )
+    config.update(overrides)
+    return FusionConfig(**config)
+
+
+def tiny_fusion(seed: int = 0, **overrides):
+    from synib_hf.modeling_fusion import FusionForSequenceClassification
+
+    torch.manual_seed(seed)
+    return FusionForSequenceClassification(tiny_fusion_config(**overrides))
+
+
+CORPUS = ["a cat on a mat", "the dog is happy", "this meme is funny", "look at that sad face", "love it"]
+
+
+def tiny_deberta_tokenizer():
+    """A DeBERTa-v2 tokenizer trained offline on a few sentences (ids stay below the tiny vocab of 64)."""
+    from transformers import DebertaV2Tokenizer
+
+    return DebertaV2Tokenizer().train_new_from_iterator(CORPUS * 20, vocab_size=60)
+
+
+def tiny_fusion_processor():
+    from transformers import CLIPImageProcessorPil
+
+    from synib_hf.processing_fusion import FusionProcessor
+
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": IMAGE_SIZE},
+                                            crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    return FusionProcessor(image_processor=image_processor, tokenizer=tiny_deberta_tokenizer())
+
+
+def fusion_rows(n: int = 16, seed: int = 0) -> dict:
+    """Model-ready columns for the tiny fusion model, made by the tiny processor from random images and texts."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    images = [Image.fromarray(rng.integers(0, 255, size=(36, 40, 3), dtype=np.uint8)) for _ in range(n)]
+    texts = [CORPUS[i] for i in rng.integers(0, len(CORPUS), size=n)]
+    encoded = tiny_fusion_processor()(images=images, text=texts, padding="max_length", max_length=SEQ_LEN,
+                                      truncation=True, return_tensors="np")
+    return {**{k: np.asarray(v) for k, v in encoded.items()}, "labels": rng.integers(0, 2, size=n).astype(np.int64)}

@@ -1,0 +1,87 @@
+"""LoRA for fusion models: per-tower target presets, heads fully trained, and the trainer's `peft_config` hook."""
+
+from typing import Sequence
+
+from torch import nn
+
+
+# Attention projections per tower type (model_type of the tower's config).
+LORA_TARGETS = {
+    "clip_vision_model": ("q_proj", "k_proj", "v_proj", "out_proj"),
+    "clip": ("q_proj", "k_proj", "v_proj", "out_proj"),
+    "siglip_vision_model": ("q_proj", "k_proj", "v_proj", "out_proj"),
+    "deberta-v2": ("query_proj", "key_proj", "value_proj"),
+    "bert": ("query", "key", "value"),
+    "roberta": ("query", "key", "value"),
+    "vit": ("query", "key", "value"),
+}
+TOWER_ATTRIBUTES = {"vision": "vision_model", "text": "text_model"}
+# Fusion-side modules trained in full (and saved with the adapters).
+HEAD_MODULES = ("vision_projection", "text_projection", "fusion", "classifier", "unimodal", "logvar")
+
+
+def lora_config_for(
+    model: nn.Module,
+    r: int = 8,
+    lora_alpha: int = 16,
+    lora_dropout: float = 0.05,
+    towers: Sequence[str] = ("vision", "text"),
+    **kwargs,
+):
+    """A `peft.LoraConfig` with adapters on the attention projections of the chosen towers of a fusion model.
+
+    The projections, fusion head, unimodal heads and logvar head go to `modules_to_save`: trained in full and saved
+    with the adapters.
+
+    Example:
+
+    ```python
+    >>> config = lora_config_for(model, r=16, towers=("vision", "text"))
+    >>> trainer = SynIBTrainer(model=model, args=args, peft_config=config, ...)
+    ```
+    """
+    from peft import LoraConfig
+
+    patterns = []
+    for tower in towers:
+        if tower not in TOWER_ATTRIBUTES:
+            raise ValueError(f"towers may contain {sorted(TOWER_ATTRIBUTES)}, got {tower!r}.")
+        attribute = TOWER_ATTRIBUTES[tower]
+        model_type = getattr(model, attribute).config.model_type
+        if model_type not in LORA_TARGETS:
+            raise ValueError(
+                f"No LoRA target preset for a {model_type!r} {tower} tower; known: {sorted(LORA_TARGETS)}. Build a "
+                "peft.LoraConfig with target_modules yourself."
+            )
+        patterns.append(rf"{attribute}\..*\.({'|'.join(LORA_TARGETS[model_type])})")
+    if not patterns:
+        raise ValueError("towers is empty: name at least one of 'vision', 'text'.")
+    heads = [name for name in HEAD_MODULES if getattr(model, name, None) is not None and name != "unimodal"]
+    if getattr(model, "unimodal", None) is not None:  # peft wraps modules, not a ModuleDict: name each head
+        heads += [f"unimodal.{modality}" for modality in model.unimodal]
+    return LoraConfig(
+        r=r,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        target_modules=rf"^({'|'.join(patterns)})$",
+        modules_to_save=heads,
+        **kwargs,
+    )
+
+
+def wrap_with_peft(model: nn.Module, peft_config):
+    """Wrap `model` with adapters for `peft_config`, with the errors TRL gives for the usual mistakes."""
+    try:
+        from peft import PeftConfig, PeftModel, get_peft_model
+    except ImportError as error:  # pragma: no cover - peft is a dependency
+        raise ImportError("peft_config needs the `peft` package: pip install peft") from error
+    if not isinstance(peft_config, PeftConfig):
+        raise TypeError(f"peft_config must be a peft.PeftConfig (e.g. LoraConfig), got {type(peft_config).__name__}.")
+    if isinstance(model, PeftModel):
+        raise ValueError(
+            "The model is already a PeftModel and a peft_config was passed too: pass the base model with "
+            "peft_config, or the PeftModel without it."
+        )
+    if isinstance(model, str):
+        raise ValueError("SynIBTrainer needs a model object; load it first (e.g. AutoModelForSequenceClassification).")
+    return get_peft_model(model, peft_config)

@@ -1,0 +1,148 @@
+"""`FusionForSequenceClassification`: any vision tower + any text tower (default CLIP-ViT + DeBERTa-v2), late fusion.
+
+The paper's Hateful Memes setup. It implements the native SynIB protocol, so masked views re-run only the fusion head.
+"""
+
+from typing import Optional
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel
+
+from .configuration_fusion import FusionConfig
+from .native import SynIBModelOutput, SynIBNativeMixin
+
+
+def _pool(outputs, pooling: str, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """One vector per example from a tower's outputs, `(B, hidden)`."""
+    pooler = getattr(outputs, "pooler_output", None)
+    if pooling == "pooler" or (pooling == "auto" and pooler is not None):
+        if pooler is None:
+            raise ValueError("pooling='pooler' but the tower returns no pooler_output; use 'cls' or 'mean'.")
+        return pooler
+    hidden = outputs.last_hidden_state  # (B, T, hidden)
+    if pooling == "mean":
+        if attention_mask is None:
+            return hidden.mean(dim=1)
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+    return hidden[:, 0]
+
+
+class FusionForSequenceClassification(SynIBNativeMixin, PreTrainedModel):
+    """Vision tower + text tower → projected, normalised pooled features → concatenation MLP → logits.
+
+    Unimodal heads (one linear layer per modality) feed learned masks, `unimodal_anchor` and synergy-subset evaluation;
+    they train on detached features. Modalities are `"image"` (`pixel_values`) and `"text"` (`input_ids`,
+    `attention_mask`, `token_type_ids`).
+
+    Example:
+
+    ```python
+    >>> model = FusionForSequenceClassification.from_vision_text_pretrained(
+    ...     "openai/clip-vit-base-patch32", "microsoft/deberta-v3-base", num_labels=2)
+    >>> outputs = model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask)
+    ```
+    """
+
+    config_class = FusionConfig
+    base_model_prefix = "fusion"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    accepts_loss_kwargs = False
+    synib_modalities = ("image", "text")
+    synib_input_keys = {"image": ("pixel_values",), "text": ("input_ids", "attention_mask", "token_type_ids")}
+
+    def __init__(
+        self,
+        config: FusionConfig,
+        vision_model: Optional[PreTrainedModel] = None,
+        text_model: Optional[PreTrainedModel] = None,
+    ):
+        super().__init__(config)
+        self.vision_model = vision_model if vision_model is not None else AutoModel.from_config(config.vision_config)
+        self.text_model = text_model if text_model is not None else AutoModel.from_config(config.text_config)
+        # The towers' configs are the ones the model runs with (pretrained towers bring their own).
+        self.config.vision_config, self.config.text_config = self.vision_model.config, self.text_model.config
+        width, classes = config.projection_dim, config.num_labels
+        self.vision_projection = nn.Linear(self.vision_model.config.hidden_size, width)
+        self.text_projection = nn.Linear(self.text_model.config.hidden_size, width)
+        self.feature_norm = nn.LayerNorm(width, elementwise_affine=False) if config.normalize_features else nn.Identity()
+        self.fusion = nn.Sequential(
+            nn.Dropout(config.fusion_dropout), nn.Linear(2 * width, config.fusion_hidden_size), nn.GELU()
+        )
+        self.classifier = nn.Linear(config.fusion_hidden_size, classes)
+        self.unimodal = (
+            nn.ModuleDict({m: nn.Linear(width, classes) for m in self.synib_modalities}) if config.unimodal_heads else None
+        )
+        self.logvar = nn.Linear(config.fusion_hidden_size, classes) if config.logvar_head else None
+        self.synib_detach_unimodal_heads = config.detach_unimodal_heads
+        self.post_init()
+
+    def _init_weights(self, module):
+        # Only the fusion-side layers are ours; each tower initialises itself.
+        if isinstance(module, nn.Linear):
+            module.weight.data.normal_(0.0, self.config.initializer_range)
+            if module.bias is not None:
+                module.bias.data.zero_()
+
+    @classmethod
+    def from_vision_text_pretrained(
+        cls, vision_model_name_or_path: str, text_model_name_or_path: str, **kwargs
+    ) -> "FusionForSequenceClassification":
+        """Build the model from two pretrained checkpoints (Hub ids or local folders).
+
+        A composite checkpoint (e.g. a full CLIP) contributes its vision tower. Keyword arguments starting with
+        `vision_` / `text_` go to that tower's `from_pretrained`; the rest to [`FusionConfig`].
+        """
+        vision_kwargs = {k[len("vision_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("vision_")}
+        text_kwargs = {k[len("text_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("text_")}
+        vision_config = FusionConfig.vision_sub_config(AutoConfig.from_pretrained(vision_model_name_or_path))
+        vision_model = AutoModel.from_pretrained(vision_model_name_or_path, config=vision_config, **vision_kwargs)
+        text_model = AutoModel.from_pretrained(text_model_name_or_path, **text_kwargs)
+        config = FusionConfig(vision_config=vision_model.config, text_config=text_model.config, **kwargs)
+        config.vision_name_or_path, config.text_name_or_path = vision_model_name_or_path, text_model_name_or_path
+        return cls(config, vision_model=vision_model, text_model=text_model)
+
+    # ---- native protocol -------------------------------------------------------------------------------------------
+
+    def synib_encode(self, modality: str, inputs) -> torch.Tensor:
+        if modality == "image":
+            if inputs.get("pixel_values") is None:
+                raise ValueError(f"{type(self).__name__} needs `pixel_values`; got {sorted(inputs)}.")
+            outputs = self.vision_model(pixel_values=inputs["pixel_values"])
+            pooled = _pool(outputs, self.config.vision_pooling)
+            return self.feature_norm(self.vision_projection(pooled))  # (B, P)
+        if inputs.get("input_ids") is None:
+            raise ValueError(f"{type(self).__name__} needs `input_ids`; got {sorted(inputs)}.")
+        text_inputs = {k: inputs[k] for k in self.synib_input_keys["text"] if inputs.get(k) is not None}
+        outputs = self.text_model(**text_inputs)
+        pooled = _pool(outputs, self.config.text_pooling, inputs.get("attention_mask"))
+        return self.feature_norm(self.text_projection(pooled))  # (B, P)
+
+    def synib_fuse(self, features):
+        hidden = self.fusion(torch.cat([features["image"], features["text"]], dim=-1))  # (B, H)
+        return self.classifier(hidden), hidden
+
+    def synib_unimodal_head(self, modality: str):
+        return None if self.unimodal is None else self.unimodal[modality]
+
+    def synib_logvar_head(self):
+        return self.logvar
+
+    def forward(
+        self,
+        pixel_values: Optional[torch.Tensor] = None,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        synib_views=None,
+    ) -> SynIBModelOutput:
+        inputs = {
+            "pixel_values": pixel_values,
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+        }
+        return self.synib_forward(inputs, labels, synib_views)

@@ -1,0 +1,93 @@
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor, CLIPModel
+
+import synib_hf  # noqa: F401  (registers the Auto classes)
+from synib_hf import FusionForSequenceClassification, FusionProcessor, SynIBConfig, SynIBTrainer
+from tiny_models import CLIPWithHead, as_dataset, fusion_rows, tiny_fusion, tiny_fusion_processor
+
+
+def batch(n=4):
+    return {k: torch.tensor(v) for k, v in fusion_rows(n).items()}
+
+
+def test_forward_returns_clean_and_unimodal_logits():
+    model = tiny_fusion()
+    out = model(**batch())
+    assert out.logits.shape == (4, 2) and out.unimodal_logits.shape == (2, 4, 2) and out.loss.ndim == 0
+
+
+def test_save_pretrained_round_trip_through_the_auto_classes(tmp_path):
+    model = tiny_fusion().eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert AutoConfig.from_pretrained(tmp_path).model_type == "synib_fusion"
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert type(loaded) is FusionForSequenceClassification
+    inputs = {k: v for k, v in batch().items() if k != "labels"}
+    torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits, rtol=0, atol=0)
+
+
+def test_processor_round_trip(tmp_path):
+    processor = tiny_fusion_processor()
+    processor.save_pretrained(tmp_path)
+    tiny_fusion().save_pretrained(tmp_path)
+    loaded = AutoProcessor.from_pretrained(tmp_path)
+    assert type(loaded) is FusionProcessor
+    assert loaded.tokenizer("a cat")["input_ids"] == processor.tokenizer("a cat")["input_ids"]
+    assert loaded.image_processor.crop_size == processor.image_processor.crop_size
+
+
+def test_from_vision_text_pretrained_takes_the_towers_weights(tmp_path):
+    clip = CLIPWithHead().clip  # a full CLIPModel checkpoint: its vision tower is used
+    clip.save_pretrained(tmp_path / "clip")
+    text = AutoModel.from_config(tiny_fusion().config.text_config)
+    text.save_pretrained(tmp_path / "deberta")
+    model = FusionForSequenceClassification.from_vision_text_pretrained(
+        str(tmp_path / "clip"), str(tmp_path / "deberta"), num_labels=3, projection_dim=8
+    )
+    assert model.config.vision_config.model_type == "clip_vision_model" and model.config.num_labels == 3
+    clip_vision = {k.removeprefix("vision_model."): v for k, v in clip.state_dict().items() if k.startswith("vision_model.")}
+    ours = {k.removeprefix("vision_model."): v for k, v in model.state_dict().items() if k.startswith("vision_model.")}
+    assert clip_vision.keys() == ours.keys()
+    for key in ours:
+        torch.testing.assert_close(ours[key], clip_vision[key], rtol=0, atol=0)
+    for key, value in text.state_dict().items():
+        torch.testing.assert_close(model.text_model.state_dict()[key], value, rtol=0, atol=0)
+    assert model.config.vision_name_or_path.endswith("clip")
+
+
+def test_trainer_uses_the_native_path_and_runs_each_tower_once_per_step(tmp_path):
+    model = tiny_fusion()
+    calls = {"vision": 0, "text": 0}
+    model.vision_model.register_forward_hook(lambda *_: calls.__setitem__("vision", calls["vision"] + 1))
+    model.text_model.register_forward_hook(lambda *_: calls.__setitem__("text", calls["text"] + 1))
+    trainer = SynIBTrainer(
+        model=model,
+        args=SynIBConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, max_steps=3, synib_weight=1.0,
+                         mask_type="learned", per_device_train_batch_size=4, disable_tqdm=True, save_strategy="no",
+                         logging_steps=1),
+        train_dataset=as_dataset(fusion_rows(12)),
+    )
+    assert trainer.is_native
+    trainer.train()
+    assert calls == {"vision": 3, "text": 3}
+    assert "synib/penalty_image" in trainer.state.log_history[0]
+
+
+@pytest.mark.parametrize("mask_type", ["random", "learned"])
+def test_bf16_training_with_deberta_v2(tmp_path, mask_type):
+    model = tiny_fusion()
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    trainer = SynIBTrainer(
+        model=model,
+        args=SynIBConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, bf16=True, max_steps=2,
+                         synib_weight=1.0, mask_type=mask_type, per_device_train_batch_size=4, learning_rate=1e-2,
+                         disable_tqdm=True, save_strategy="no", logging_steps=1),
+        train_dataset=as_dataset(fusion_rows(8)),
+    )
+    trainer.train()
+    log = trainer.state.log_history[0]
+    assert torch.isfinite(torch.tensor([log["loss"], log["synib/penalty_text"], log["synib/penalty_image"]])).all()
+    changed = [k for k, v in model.named_parameters() if not torch.equal(before[k], v)]
+    assert any(k.startswith("text_model.") for k in changed) and any(k.startswith("vision_model.") for k in changed)
