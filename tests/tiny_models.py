@@ -1,5 +1,7 @@
 """Tiny models, tokenizers and data sets built in code (no downloads), shared by the tests."""
 
+import functools
+
 import numpy as np
 import torch
 from torch import nn
@@ -144,8 +146,12 @@ def tiny_fusion(seed: int = 0, **overrides):
 CORPUS = ["a cat on a mat", "the dog is happy", "this meme is funny", "look at that sad face", "love it"]
 
 
+@functools.lru_cache(maxsize=None)
 def tiny_deberta_tokenizer():
-    """A DeBERTa-v2 tokenizer trained offline on a few sentences (ids stay below the tiny vocab of 64)."""
+    """A DeBERTa-v2 tokenizer trained offline on a few sentences (ids stay below the tiny vocab of 64).
+
+    Training breaks ties between equally frequent pieces arbitrarily, so it is trained once per process and shared.
+    """
     from transformers import DebertaV2Tokenizer
 
     return DebertaV2Tokenizer().train_new_from_iterator(CORPUS * 20, vocab_size=60)
