@@ -27,7 +27,9 @@ AutoModelForSequenceClassification.register(FusionConfig, FusionForSequenceClass
 AutoProcessor.register(FusionConfig, FusionProcessor)
 
 
-_LAZY = {"SynIBConfig": "synib_hf.trainers", "SynIBTrainer": "synib_hf.trainers"}
+_LAZY = {
+    name: "synib_hf.trainers" for name in ("SynIBConfig", "SynIBTrainer", "ModalityDropoutTrainer", "MultilossTrainer")
+}
 
 
 def __getattr__(name):
@@ -48,6 +50,8 @@ __all__ = [
     "InputMasker",
     "MaskRandomness",
     "MaskSpec",
+    "ModalityDropoutTrainer",
+    "MultilossTrainer",
     "MLPFusionConfig",
     "MLPFusionForClassification",
     "SynIBConfig",

@@ -94,8 +94,8 @@ def unimodal_anchor(logits: torch.Tensor, anchor_logits: torch.Tensor) -> torch.
     return (log_anchor.exp() * (log_anchor - _log_probs(logits))).sum(dim=-1)
 
 
-def task_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Mean cross-entropy of a classification head: softmax CE for `C >= 2` logits, BCE for one logit.
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy per example, `(B,)`: softmax CE for `C >= 2` logits, BCE for one logit.
 
     Raises:
         ValueError: if the labels are not one class index per example.
@@ -111,5 +111,10 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float
         targets = labels.to(logits.dtype)
         if label_smoothing:
             targets = targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
-        return F.binary_cross_entropy_with_logits(logits.squeeze(-1), targets)
-    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+        return F.binary_cross_entropy_with_logits(logits.squeeze(-1), targets, reduction="none")
+    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing, reduction="none")
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy of a classification head (see [`cross_entropy`])."""
+    return cross_entropy(logits, labels, label_smoothing).mean()

@@ -191,7 +191,7 @@ class SynIBTrainer(Trainer):
         if self.is_native:
             names = self.masked_modalities
             task, logits, masked, logvar, unimodal = self._native_views(model, inputs)
-            penalties = self._native_penalties(masked, logvar, unimodal)  # (M, B)
+            penalties = self.view_losses(masked, labels, logvar, unimodal)  # (M, B)
             loss = task + weight * penalties.mean(dim=1).sum()
         else:
             keys = self._modality_keys(inputs)
@@ -211,8 +211,11 @@ class SynIBTrainer(Trainer):
             )
         return outputs.loss, outputs.logits, outputs.masked_logits, outputs.masked_logvar, outputs.unimodal_logits
 
-    def _native_penalties(self, masked, logvar, unimodal) -> torch.Tensor:
-        """Ω per masked view and example, `(M, B)`."""
+    def view_losses(self, masked, labels, logvar=None, unimodal=None) -> torch.Tensor:
+        """Ω of each masked view per example, `(M, B)`, for masked logits `(M, B, C)`.
+
+        The one place a trainer says what a masked view costs: baselines that share SynIB's views override it.
+        """
         penalty = self.args.synib_penalty
         if penalty == "kl_uniform":
             return torch.stack([kl_uniform(view) for view in masked])
@@ -235,14 +238,14 @@ class SynIBTrainer(Trainer):
             all_logits = self._logits(model(**_concatenate(batch, views)))
             all_logits = all_logits.unflatten(0, (len(views) + 1, -1))  # (1 + M, B, C)
             logits, masked = all_logits[0], all_logits[1:]
-            penalties = torch.stack([kl_uniform(view) for view in masked])  # (M, B)
+            penalties = self.view_losses(masked, labels)  # (M, B)
             return task_loss(logits, labels, smoothing), logits, masked, penalties
         # Sequential: each view's penalty is back-propagated here, so only one view's activations live at a time.
         masked, penalties = [], []
         for view in views:
             with self.accelerator.no_sync(model):
                 view_logits = self._logits(model(**view))
-                penalty = kl_uniform(view_logits)
+                penalty = self.view_losses(view_logits[None], labels)[0]
                 if training and torch.is_grad_enabled() and weight > 0:
                     self.accelerator.backward(weight * penalty.mean() / self.current_gradient_accumulation_steps)
             masked.append(view_logits.detach())
