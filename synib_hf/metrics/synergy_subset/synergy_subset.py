@@ -1,0 +1,83 @@
+"""Synergy-subset accuracy: a multimodal model's accuracy on the examples that need both modalities.
+
+Each example falls into one group by which of two unimodal predictors is right:
+
+| group       | unimodal 1 | unimodal 2 |
+|-------------|------------|------------|
+| synergy     | wrong      | wrong      |
+| cue_1       | right      | wrong      |
+| cue_2       | wrong      | right      |
+| coexistence | right      | right      |
+
+and the multimodal model's accuracy is reported per group, with the group sizes. Self-contained (numpy, evaluate,
+datasets) so it can be published as a metric on the Hub as it is.
+"""
+
+import datasets
+import evaluate
+import numpy as np
+
+
+_CITATION = """@article{kontras2026synib,
+  title   = {SynIB: Informational Bottleneck for Maximizing Synergy in Multimodal Learning},
+  author  = {Kontras, Konstantinos and others},
+  journal = {arXiv preprint arXiv:2606.09853},
+  year    = {2026}
+}"""
+
+_DESCRIPTION = __doc__
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list[int]`): the multimodal model's predicted classes.
+    references (`list[int]`): the true classes.
+    unimodal_1 (`list[int]`): predictions of a model that sees only modality 1.
+    unimodal_2 (`list[int]`): predictions of a model that sees only modality 2.
+    modality_names (`tuple[str, str]`, *optional*): names used in the cue group keys (default "1", "2").
+
+Returns:
+    accuracy, synergy_accuracy, synergy_size, cue_<m>_accuracy, cue_<m>_size, coexistence_accuracy,
+    coexistence_size. A group with no example has accuracy NaN.
+
+Example:
+
+    >>> metric = evaluate.load("path/to/synergy_subset")
+    >>> metric.compute(predictions=[1, 0], references=[1, 1], unimodal_1=[0, 1], unimodal_2=[0, 0])["synergy_accuracy"]
+    1.0
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class SynergySubset(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Value("int64"),
+                    "references": datasets.Value("int64"),
+                    "unimodal_1": datasets.Value("int64"),
+                    "unimodal_2": datasets.Value("int64"),
+                }
+            ),
+        )
+
+    def _compute(self, predictions, references, unimodal_1, unimodal_2, modality_names=("1", "2")):
+        if len(modality_names) != 2:
+            raise ValueError(f"modality_names must name the two modalities, got {modality_names!r}.")
+        predictions, references = np.asarray(predictions), np.asarray(references)
+        right_1, right_2 = np.asarray(unimodal_1) == references, np.asarray(unimodal_2) == references
+        correct = predictions == references
+        groups = {
+            "synergy": ~right_1 & ~right_2,
+            f"cue_{modality_names[0]}": right_1 & ~right_2,
+            f"cue_{modality_names[1]}": ~right_1 & right_2,
+            "coexistence": right_1 & right_2,
+        }
+        results = {"accuracy": float(correct.mean()) if len(correct) else float("nan")}
+        for name, members in groups.items():
+            results[f"{name}_accuracy"] = float(correct[members].mean()) if members.any() else float("nan")
+            results[f"{name}_size"] = int(members.sum())
+        return results

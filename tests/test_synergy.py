@@ -1,0 +1,71 @@
+import math
+
+import numpy as np
+import pytest
+import evaluate
+
+from synib_hf import SynIBConfig, SynIBTrainer
+from synib_hf.synergy import (
+    SYNERGY_SUBSET_METRIC,
+    SynergySubsetCallback,
+    synergy_compute_metrics,
+    synergy_subset_scores,
+    train_unimodal_predictors,
+)
+from tiny_models import as_dataset, mlp_fusion, vector_xor
+
+
+def test_metric_loads_by_path_offline_and_groups_by_hand():
+    metric = evaluate.load(SYNERGY_SUBSET_METRIC)
+    references = [1, 1, 0, 0, 1, 0, 1, 0]
+    unimodal_1 = [0, 0, 0, 1, 1, 1, 1, 0]  # right on 2, 4, 6, 7
+    unimodal_2 = [0, 1, 1, 1, 0, 1, 1, 1]  # right on 1, 6
+    predictions = [1, 0, 0, 1, 1, 1, 1, 0]  # right on 0, 2, 4, 6, 7
+    # synergy = {0, 3, 5}; cue_1 = {2, 4, 7}; cue_2 = {1}; coexistence = {6}
+    scores = metric.compute(predictions=predictions, references=references, unimodal_1=unimodal_1,
+                            unimodal_2=unimodal_2)
+    assert scores["synergy_size"] == 3 and scores["synergy_accuracy"] == pytest.approx(1 / 3)
+    assert scores["cue_1_size"] == 3 and scores["cue_1_accuracy"] == 1.0
+    assert scores["cue_2_size"] == 1 and scores["cue_2_accuracy"] == 0.0
+    assert scores["coexistence_size"] == 1 and scores["coexistence_accuracy"] == 1.0
+    assert scores["accuracy"] == pytest.approx(5 / 8)
+
+
+def test_empty_groups_are_nan_and_names_are_used():
+    scores = synergy_subset_scores(np.array([1, 0]), np.array([1, 0]), {"image": np.array([1, 0]),
+                                                                         "text": np.array([1, 0])}, prefix="eval_")
+    assert scores["eval_coexistence_accuracy"] == 1.0 and math.isnan(scores["eval_synergy_accuracy"])
+    assert scores["eval_cue_image_size"] == 0 and "eval_cue_text_accuracy" in scores
+    with pytest.raises(ValueError, match="aligned with the evaluation set"):
+        synergy_subset_scores(np.array([1, 0]), np.array([1, 0]), {"a": np.array([1]), "b": np.array([1, 0])})
+
+
+def test_unimodal_predictors_are_at_chance_on_pure_xor():
+    train, test = vector_xor(400, seed=0), vector_xor(400, seed=1)
+    predictors = train_unimodal_predictors({"x1": train["x1"], "x2": train["x2"]}, train["labels"])
+    for modality, predictor in predictors.items():
+        assert 0.4 < (predictor.predict(test[modality]) == test["labels"]).mean() < 0.6
+
+
+def test_callback_and_compute_metrics_agree(tmp_path):
+    data = vector_xor(24, seed=2)
+    unimodal = {"x1": (data["x1"][:, 0] > 0).astype(int), "x2": np.zeros(24, dtype=int)}
+    trainer = SynIBTrainer(
+        model=mlp_fusion(),
+        args=SynIBConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, max_steps=2, disable_tqdm=True,
+                         per_device_eval_batch_size=7, save_strategy="no"),
+        train_dataset=as_dataset(vector_xor(16)), eval_dataset=as_dataset(data),
+        compute_metrics=synergy_compute_metrics(unimodal),
+    )
+    trainer.train()
+    from_compute_metrics = trainer.evaluate()
+    trainer.compute_metrics = None
+    trainer.add_callback(SynergySubsetCallback(unimodal))
+    from_callback = trainer.evaluate()
+    keys = [k for k in from_compute_metrics if k.startswith("eval_") and ("_size" in k or "_accuracy" in k)
+            and "synib" not in k]
+    assert "eval_synergy_accuracy" in keys and "eval_cue_x1_size" in keys
+    assert sum(from_callback[k] for k in keys if k.endswith("_size")) == 24
+    for key in keys:
+        assert from_callback[key] == pytest.approx(from_compute_metrics[key], nan_ok=True), key
+    assert trainer.state.log_history[-1]["eval_synergy_size"] == from_callback["eval_synergy_size"]
