@@ -16,9 +16,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", default="runs/synergy-demo", help="where the SynIB checkpoint and card go")
     parser.add_argument("--mixture", default="0,0,0.95,0.05", help="p_u1,p_u2,p_red,p_syn of the Gaussian-XOR data")
     parser.add_argument("--synib_weight", type=float, default=0.1, help="λ of the SynIB run")
-    parser.add_argument("--mask_type", default="learned", choices=["full", "random", "learned", "oracle"])
+    parser.add_argument("--mask_type", default="random", choices=["full", "random", "learned", "oracle"])
     parser.add_argument("--mask_ratio", type=float, default=0.3)
-    parser.add_argument("--epochs", type=float, default=30)
+    parser.add_argument("--epochs", type=float, default=10)
     parser.add_argument("--seed", type=int, default=0)
     return parser
 

@@ -22,8 +22,9 @@ class GaussianXOR:
 
     Per modality, coordinates `[0, 6)` are the unique block, `[6, 12)` the redundant block, `[12, 18)` the synergy
     block and the remaining 14 are pure noise. A source's latent `|N(0, 9·I_4)|·sign` reaches its block through a
-    fixed random projection `R^4 → R^6` (entries N(0, 0.25)), added to the N(0, 1) base noise. Inputs are z-scored
-    with training statistics.
+    fixed random projection `R^4 → R^6` (entries N(0, 0.25)) and is written into the block, replacing its N(0, 1)
+    base noise (as the authors' generator does); inactive blocks stay noise. Inputs are z-scored with training
+    statistics.
 
     Args:
         mixture: `(p_u1, p_u2, p_red, p_syn)`, summing to 1.
@@ -86,7 +87,7 @@ class GaussianXOR:
             )
             for block, (active, latent) in enumerate(latents):
                 signal = latent[active] @ projections[modality, block].T  # (n_active, 6)
-                x[modality, active, block * BLOCK : (block + 1) * BLOCK] += signal
+                x[modality, active, block * BLOCK : (block + 1) * BLOCK] = signal
         return {
             "x1": x[0].astype(np.float32),
             "x2": x[1].astype(np.float32),
