@@ -1,6 +1,9 @@
 """Model cards for SynIB checkpoints: `ModelCardData` (with a `model-index`) rendered from the Jinja template in
 `synib_hf.model_cards`."""
 
+import json
+import math
+import os
 from importlib import resources
 from typing import Mapping, Optional, Sequence
 
@@ -15,12 +18,15 @@ CITATION = """@article{kontras2026synib,
 }"""
 
 BASE_TAGS = ("synib", "multimodal", "synib-hf")
+CARD_INPUTS_NAME = "synib_card.json"  # what the card was rendered from, so a push can re-render it for its repo id
 
 
 def metric_rows(metrics: Mapping[str, float]) -> list[tuple[str, str, float]]:
     """`(metric_type, pretty name, value)` for the evaluation metrics a card reports, in a stable order."""
     rows = []
     for key, value in metrics.items():
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            continue
         name = key.removeprefix("eval_")
         if name == "accuracy":
             rows.append(("accuracy", "Accuracy", value))
@@ -121,3 +127,20 @@ def build_model_card(
             versions=framework_versions(),
             citation=CITATION,
         )
+
+
+def save_card_inputs(card_inputs: Mapping, output_dir: str) -> None:
+    """Store the arguments of [`build_model_card`] beside the card (JSON; no token or path is among them)."""
+    with open(os.path.join(output_dir, CARD_INPUTS_NAME), "w") as f:
+        json.dump({k: v for k, v in card_inputs.items() if k != "repo_id"}, f, indent=2, default=str)
+
+
+def render_card_for_repo(checkpoint_dir: str, repo_id: str) -> Optional[ModelCard]:
+    """Re-render a checkpoint's card for the repo it is pushed to; None if the checkpoint has no SynIB card inputs."""
+    path = os.path.join(checkpoint_dir, CARD_INPUTS_NAME)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        card_inputs = json.load(f)
+    card_inputs["model_name"] = repo_id.split("/")[-1]
+    return build_model_card(repo_id=repo_id, **card_inputs)

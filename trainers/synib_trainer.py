@@ -11,7 +11,7 @@ from transformers import Trainer
 from transformers.utils import logging
 
 from synib_hf.masking import FeatureMasker, InputMasker, MaskRandomness, MaskSpec, TokenIds
-from synib_hf.model_card import build_model_card
+from synib_hf.model_card import build_model_card, save_card_inputs
 from synib_hf.native import implements_native_protocol
 from synib_hf.penalties import entropy, gaussian, kl_uniform, max_probability, task_loss, unimodal_anchor
 
@@ -386,8 +386,8 @@ class SynIBTrainer(Trainer):
         config = getattr(core, "config", None)
         base_models = [getattr(config, "_name_or_path", "")] if getattr(config, "_name_or_path", "") else []
         tags = [tags] if isinstance(tags, str) else list(tags or [])
-        card = build_model_card(
-            model_name,
+        card_inputs = dict(
+            model_name=model_name,
             repo_id=repo_id,
             path="native" if self.is_native else "generic",
             base_models=[b for b in base_models if not os.path.isabs(b) and not os.path.exists(b)],
@@ -396,6 +396,8 @@ class SynIBTrainer(Trainer):
             hyperparameters=synib_changes(self.args),
             eval_metrics=eval_metrics,
         )
+        card = build_model_card(**card_inputs)
+        save_card_inputs(card_inputs, output_dir)
         card.save(os.path.join(output_dir, "README.md"))
 
 

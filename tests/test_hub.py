@@ -1,0 +1,123 @@
+"""Train → push (full and LoRA) → download into a fresh cache → identical logits, against the local Hub server."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
+
+from hub_server import LocalHub
+from scripts_loader import SCRIPTS
+
+
+HERE = Path(__file__).parent
+TOKEN = "hf_local_test_token_123"
+
+
+def client_env(hub, home):
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}  # HF_HUB_OFFLINE blocks even localhost
+    env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN=TOKEN, HF_HOME=str(home),
+               HF_HUB_DISABLE_TELEMETRY="1")
+    return env
+
+
+def run(args, hub, home, check=True):
+    result = subprocess.run([sys.executable, *map(str, args)], env=client_env(hub, home), capture_output=True,
+                            text=True, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def hub():
+    with LocalHub() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def round_trip(hub, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hub")
+    run([HERE / "hub_client.py", "push", out], hub, tmp_path_factory.mktemp("push-cache"))
+    run([HERE / "hub_client.py", "download", out], hub, tmp_path_factory.mktemp("fresh-cache"))
+    return json.loads((out / "push.json").read_text()), json.loads((out / "download.json").read_text()), out
+
+
+def test_downloaded_models_give_identical_logits(round_trip):
+    pushed, downloaded, _ = round_trip
+    assert downloaded["full_class"] == "FusionForSequenceClassification"
+    assert downloaded["processor_class"] == "FusionProcessor"
+    assert downloaded["full"] == pushed["full"]
+    assert downloaded["lora_class"] == "FusionForSequenceClassification"  # base + adapters, one call
+    assert downloaded["lora"] == pushed["lora"]
+
+
+def test_each_push_is_exactly_one_commit(round_trip, hub):
+    for repo_id in ("synib-org/fusion-full", "synib-org/fusion-base", "synib-org/fusion-lora"):
+        assert [c.message for c in hub.repos[repo_id].commits][0] == "initial commit"
+        assert len(hub.repos[repo_id].commits) == 2, repo_id
+
+
+def test_card_parses_validates_and_reports_the_evaluation(round_trip, hub):
+    pushed, _, out = round_trip
+    files = hub.repos["synib-org/fusion-full"].commit("main").files
+    content = files["README.md"].decode()
+    card = ModelCard(content)
+    _, results = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    reported = {r.metric_name: r.metric_value for r in results}
+    assert reported["Accuracy"] == round(pushed["metrics"]["eval_accuracy"], 6)
+    assert reported["Accuracy with text masked"] == round(pushed["metrics"]["eval_synib/masked_accuracy_text"], 6)
+    assert 'from_pretrained("synib-org/fusion-full")' in content
+    assert hub.validated_cards >= 2  # every push with a card went through the server's metadata check
+    for name, data in files.items():
+        if name.endswith((".md", ".json")):
+            text = data.decode()
+            assert TOKEN not in text and str(out) not in text and "/tmp/" not in text, name
+
+
+def push_script(args, hub, home, check=True):
+    return run([SCRIPTS / "push_to_hub.py", *args], hub, home, check)
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    sys.path.insert(0, str(HERE))
+    from tiny_models import mlp_fusion
+
+    path = tmp_path / "checkpoint"
+    mlp_fusion().save_pretrained(path)
+    return path
+
+
+def test_failure_midway_leaves_no_half_written_revision(hub, checkpoint, tmp_path):
+    from tiny_models import mlp_fusion
+
+    push_script([checkpoint, "--repo-id", "synib-org/flaky"], hub, tmp_path / "cache")
+    mlp_fusion(seed=1).save_pretrained(checkpoint)  # new weights: the next push has something to commit
+    before = [c.oid for c in hub.repos["synib-org/flaky"].commits], dict(hub.repos["synib-org/flaky"].refs)
+    hub.fail_commits = True
+    try:
+        result = push_script([checkpoint, "--repo-id", "synib-org/flaky", "--commit-message", "second"], hub,
+                             tmp_path / "cache", check=False)
+    finally:
+        hub.fail_commits = False
+    assert result.returncode == 1
+    assert "push to synib-org/flaky failed" in result.stderr and "Nothing was committed" in result.stderr
+    assert ([c.oid for c in hub.repos["synib-org/flaky"].commits], hub.repos["synib-org/flaky"].refs) == before
+
+
+def test_private_pull_request_and_dry_run(hub, checkpoint, tmp_path):
+    push_script([checkpoint, "--repo-id", "synib-org/pr-target", "--private"], hub, tmp_path / "cache")
+    repo = hub.repos["synib-org/pr-target"]
+    main = repo.refs["main"]
+    assert repo.private
+    push_script([checkpoint, "--repo-id", "synib-org/pr-target", "--create-pr", "--commit-message", "proposal"], hub,
+                tmp_path / "cache")
+    assert repo.refs["main"] == main and "refs/pr/1" in repo.refs
+    result = push_script([checkpoint, "--repo-id", "synib-org/never", "--dry-run"], hub, tmp_path / "cache")
+    assert "would push to synib-org/never in one commit: config.json, model.safetensors" in result.stdout
+    assert "synib-org/never" not in hub.repos
