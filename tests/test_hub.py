@@ -115,6 +115,9 @@ def test_private_pull_request_and_dry_run(hub, checkpoint, tmp_path):
     repo = hub.repos["synib-org/pr-target"]
     main = repo.refs["main"]
     assert repo.private
+    from tiny_models import mlp_fusion
+
+    mlp_fusion(seed=2).save_pretrained(checkpoint)
     push_script([checkpoint, "--repo-id", "synib-org/pr-target", "--create-pr", "--commit-message", "proposal"], hub,
                 tmp_path / "cache")
     assert repo.refs["main"] == main and "refs/pr/1" in repo.refs
