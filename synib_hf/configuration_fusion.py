@@ -61,7 +61,8 @@ class FusionConfig(PretrainedConfig):
         initializer_range: float = 0.02,
         **kwargs,
     ):
-        kwargs.setdefault("num_labels", 2)
+        if "num_labels" not in kwargs and "id2label" not in kwargs:  # a saved config brings its id2label
+            kwargs["num_labels"] = 2
         for name, value in (("vision_pooling", vision_pooling), ("text_pooling", text_pooling)):
             if value not in POOLINGS:
                 raise ValueError(f"{name}={value!r} is not one of {POOLINGS}.")

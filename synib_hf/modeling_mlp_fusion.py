@@ -42,7 +42,8 @@ class MLPFusionConfig(PretrainedConfig):
         logvar_head: bool = False,
         **kwargs,
     ):
-        kwargs.setdefault("num_labels", 2)
+        if "num_labels" not in kwargs and "id2label" not in kwargs:  # a saved config brings its id2label
+            kwargs["num_labels"] = 2
         self.modality_dims = dict(modality_dims or {"x1": 32, "x2": 32})
         self.hidden_size = hidden_size
         self.normalize_features = normalize_features

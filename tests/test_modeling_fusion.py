@@ -91,3 +91,13 @@ def test_bf16_training_with_deberta_v2(tmp_path, mask_type):
     assert torch.isfinite(torch.tensor([log["loss"], log["synib/penalty_text"], log["synib/penalty_image"]])).all()
     changed = [k for k, v in model.named_parameters() if not torch.equal(before[k], v)]
     assert any(k.startswith("text_model.") for k in changed) and any(k.startswith("vision_model.") for k in changed)
+
+
+def test_label_count_survives_save_and_load(tmp_path):
+    from tiny_models import mlp_fusion
+
+    for model in (tiny_fusion(num_labels=5), mlp_fusion(num_labels=11)):
+        model.save_pretrained(tmp_path / type(model).__name__)
+        loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / type(model).__name__)
+        assert loaded.config.num_labels == model.config.num_labels
+        assert loaded.classifier.weight.shape == model.classifier.weight.shape

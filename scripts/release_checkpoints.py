@@ -1,0 +1,112 @@
+"""Train, evaluate and release the reference SynIB checkpoints as Hub-ready folders, and push them.
+
+    python scripts/release_checkpoints.py --organization synib-hf --endpoint https://huggingface.co
+    python scripts/release_checkpoints.py --no-push --cards_dir model_cards/released     # build and render only
+
+Models: `xor-synib` (Gaussian-XOR, rarest synergy), `irony-digits-synib` (scikit-learn digits with the irony class),
+`tiny-clip-deberta-synib` (the tiny CLIP-vision + DeBERTa-v2 LoRA demo). Each folder holds weights, config, processor
+(where there is one) and a card with the metrics measured here.
+"""
+
+import argparse
+import os
+import sys
+
+
+MODELS = ("xor-synib", "irony-digits-synib", "tiny-clip-deberta-synib")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output_dir", default="runs/release")
+    parser.add_argument("--organization", default="synib-hf")
+    parser.add_argument("--endpoint", default=None, help="Hub-compatible endpoint (default: HF_ENDPOINT or the Hub)")
+    parser.add_argument("--no-push", action="store_true", help="build the folders only")
+    parser.add_argument("--cards_dir", default=None, help="also write each rendered card here as <name>.md")
+    parser.add_argument("--quick", action="store_true", help="few epochs (smoke tests)")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    return parser
+
+
+def _vector_release(name, splits, num_labels, epochs, output_dir, dataset_name):
+    import numpy as np
+    from transformers import PrinterCallback
+
+    from synib_hf import MLPFusionConfig, MLPFusionForClassification, SynIBConfig, SynIBTrainer
+    from synib_hf.data_irony import as_datasets
+    from synib_hf.synergy import synergy_compute_metrics, train_unimodal_predictors
+
+    train, test = splits["train"], splits["test"]
+    predictors = train_unimodal_predictors({"x1": train["x1"], "x2": train["x2"]}, train["labels"])
+    unimodal = {m: p.predict(test[m]) for m, p in predictors.items()}
+    data = as_datasets(splits)
+    dims = {"x1": train["x1"].shape[1], "x2": train["x2"].shape[1]}
+    model = MLPFusionForClassification(MLPFusionConfig(modality_dims=dims, hidden_size=256, num_labels=num_labels))
+    folder = os.path.join(output_dir, name)
+    args = SynIBConfig(output_dir=folder, synib_weight=0.1, mask_type="random", mask_ratio=0.3, learning_rate=1e-3,
+                       weight_decay=1e-5, num_train_epochs=epochs, per_device_train_batch_size=64,
+                       per_device_eval_batch_size=1024, report_to="none", save_strategy="no", logging_strategy="no",
+                       disable_tqdm=True, dataloader_pin_memory=False, seed=0)
+    trainer = SynIBTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["test"],
+                           compute_metrics=synergy_compute_metrics(unimodal))
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    metrics = trainer.evaluate()
+    trainer.save_model(folder)
+    trainer.create_model_card(dataset_name=dataset_name, output_dir=folder, eval_metrics=metrics,
+                              tags=["synergy", "tabular"])
+    return folder, {k: v for k, v in metrics.items() if isinstance(v, float) and not np.isnan(v)}
+
+
+def build(name, output_dir, quick):
+    if name == "xor-synib":
+        from synib_hf.data_xor import GaussianXOR
+
+        splits = GaussianXOR(mixture=(0.0, 0.0, 0.95, 0.05), seed=0).splits()
+        return _vector_release(name, splits, 2, 2 if quick else 10, output_dir,
+                               "Gaussian-XOR red .95 syn .05 (test split)")
+    if name == "irony-digits-synib":
+        from synib_hf.data_irony import irony_splits
+
+        splits = irony_splits("digits", rate=0.3, seed=0)
+        return _vector_release(name, splits, 11, 3 if quick else 40, output_dir,
+                               "scikit-learn digits, top/bottom halves, irony rate 0.3 (test split)")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import train
+
+    folder = os.path.join(output_dir, name)
+    recipe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipes", "tiny.yaml")
+    extra = ["--num_train_epochs", "2"] if quick else []
+    metrics, _ = train.main([recipe, "--output_dir", folder, "--data_dir", os.path.join(output_dir, "tiny-data"),
+                             "--disable_tqdm", "true", *extra])
+    return folder, metrics
+
+
+def main(argv=None) -> dict:
+    args = make_parser().parse_args(argv)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import push_to_hub
+    from transformers.utils import logging
+
+    from synib_hf.model_card import render_card_for_repo
+
+    logging.set_verbosity_error()
+    released = {}
+    for name in args.models:
+        folder, metrics = build(name, args.output_dir, args.quick)
+        repo_id = f"{args.organization}/{name}"
+        if args.cards_dir:
+            os.makedirs(args.cards_dir, exist_ok=True)
+            render_card_for_repo(folder, repo_id).save(os.path.join(args.cards_dir, f"{name}.md"))
+        if not args.no_push:
+            endpoint = ["--endpoint", args.endpoint] if args.endpoint else []
+            if push_to_hub.main([folder, "--repo-id", repo_id, *endpoint,
+                                 "--commit-message", f"Release {name}"]) != 0:
+                raise SystemExit(f"pushing {repo_id} failed; see the message above.")
+        released[repo_id] = {"folder": folder, "metrics": metrics}
+        print(f"{repo_id}: accuracy {metrics.get('eval_accuracy', float('nan')):.4f}", flush=True)
+    return released
+
+
+if __name__ == "__main__":
+    main()
