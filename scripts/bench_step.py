@@ -1,0 +1,181 @@
+"""Step time and peak memory of SynIBTrainer against a plain Trainer step, through the real trainer code path.
+
+    python scripts/bench_step.py --size tiny                           # CPU, seconds
+    python scripts/bench_step.py --size base --batch 128 --bf16 --lora # CLIP-B/16 + DeBERTa-v3-base sizes, a GPU
+
+Cases: native path with `random` masks, native with `learned` masks, generic path concatenated, generic sequential.
+Each case trains the same fusion model on the same fixed batch; rounds of plain and SynIB steps are interleaved and
+medians reported. One JSON object per case: ms/step, the ratio to plain, peak CUDA memory (and its ratio) on a GPU.
+Imports only torch, transformers, peft, accelerate and synib_hf (no datasets/evaluate).
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+
+CASES = {
+    "native-random": {"synib_path": "native", "mask_type": "random"},
+    "native-learned": {"synib_path": "native", "mask_type": "learned"},
+    "generic-concatenated": {"synib_path": "generic", "view_batching": "concatenated", "mask_type": "random"},
+    "generic-sequential": {"synib_path": "generic", "view_batching": "sequential", "mask_type": "random"},
+}
+SIZES = {
+    # CLIP ViT-B/16 vision tower and DeBERTa-v3-base text tower shapes (random weights)
+    "base": dict(vision=dict(image_size=224, patch_size=16, hidden_size=768, intermediate_size=3072,
+                             num_hidden_layers=12, num_attention_heads=12),
+                 text=dict(vocab_size=128100, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                           num_attention_heads=12, max_position_embeddings=512, relative_attention=True,
+                           position_buckets=256, pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm",
+                           share_att_key=True)),
+    "tiny": dict(vision=dict(image_size=32, patch_size=4, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                             num_attention_heads=4),
+                 text=dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                           num_attention_heads=4, max_position_embeddings=64)),
+}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=list(SIZES), default="tiny")
+    parser.add_argument("--batch", type=int, default=None, help="default: 16 (tiny), 128 (base)")
+    parser.add_argument("--seq_len", type=int, default=None, help="default: 16 (tiny), 64 (base)")
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--lora", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per round (after one warm-up step)")
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    parser.add_argument("--output", default=None, help="also write the JSON lines to this file")
+    return parser
+
+
+class StepTimer:
+    """A TrainerCallback timing each optimizer step (synchronising CUDA so the time is the step's)."""
+
+    def __init__(self):
+        import torch
+
+        self.torch, self.times, self._start = torch, [], None
+
+    def _sync(self):
+        if self.torch.cuda.is_available():
+            self.torch.cuda.synchronize()
+
+    def on_step_begin(self, *args, **kwargs):
+        self._sync()
+        self._start = time.perf_counter()
+
+    def on_step_end(self, *args, **kwargs):
+        self._sync()
+        self.times.append(time.perf_counter() - self._start)
+
+    def __getattr__(self, name):  # every other callback event is a no-op
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+
+def build(size, seq_len, batch, lora):
+    import torch
+    from torch.utils.data import Dataset
+    from transformers import CLIPVisionConfig, DebertaV2Config
+
+    from synib_hf import FusionConfig, FusionForSequenceClassification, lora_config_for
+
+    spec = SIZES[size]
+    config = FusionConfig(vision_config=CLIPVisionConfig(**spec["vision"]), text_config=DebertaV2Config(**spec["text"]),
+                          projection_dim=256, fusion_hidden_size=512, fusion_dropout=0.0)
+    torch.manual_seed(0)
+    model = FusionForSequenceClassification(config)
+    generator = torch.Generator().manual_seed(0)
+    image = spec["vision"]["image_size"]
+    row = {
+        "pixel_values": torch.randn(batch, 3, image, image, generator=generator),
+        "input_ids": torch.randint(5, spec["text"]["vocab_size"], (batch, seq_len), generator=generator),
+        "attention_mask": torch.ones(batch, seq_len, dtype=torch.long),
+        "labels": torch.randint(0, 2, (batch,), generator=generator),
+    }
+
+    class FixedBatch(Dataset):  # the same examples every step: time the step, not the data
+        def __len__(self):
+            return batch * 10_000
+
+        def __getitem__(self, index):
+            return {k: v[index % batch] for k, v in row.items()}
+
+    peft_config = lora_config_for(model, r=16) if lora else None
+    return model, FixedBatch(), peft_config
+
+
+def mask_tokenizer():
+    """A DeBERTa-v2 tokenizer trained offline: the generic path reads its mask and special-token ids."""
+    from transformers import DebertaV2Tokenizer
+
+    return DebertaV2Tokenizer().train_new_from_iterator(["synib masks token inputs"] * 4, vocab_size=32)
+
+
+def time_steps(model, dataset, peft_config, overrides, args, batch):
+    import torch
+    from transformers import PrinterCallback, default_data_collator
+
+    from synib_hf import SynIBConfig, SynIBTrainer
+
+    config = SynIBConfig(
+        output_dir="runs/bench-step-scratch", report_to="none", save_strategy="no", logging_strategy="no",
+        disable_tqdm=True, per_device_train_batch_size=batch, max_steps=args.steps + 1, learning_rate=1e-5,
+        bf16=args.bf16, use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=False,
+        remove_unused_columns=False, seed=0, **overrides,
+    )
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    timer = StepTimer()
+    trainer = SynIBTrainer(model=model, args=config, train_dataset=dataset, peft_config=peft_config,
+                           callbacks=[timer], processing_class=mask_tokenizer(), data_collator=default_data_collator)
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+    if peft_config is not None:
+        trainer.model.unload()  # give the next case the bare base model back
+    return timer.times[1:], peak  # the first step warms up
+
+
+def main(argv=None) -> list:
+    args = make_parser().parse_args(argv)
+    import torch
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    batch = args.batch or (16 if args.size == "tiny" else 128)
+    seq_len = args.seq_len or (16 if args.size == "tiny" else 64)
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    results = []
+    for case in args.cases:
+        plain_times, synib_times, plain_peaks, synib_peaks = [], [], [], []
+        for _ in range(args.rounds):  # interleave plain and SynIB rounds
+            for weight, times, peaks in ((0.0, plain_times, plain_peaks), (0.1, synib_times, synib_peaks)):
+                model, dataset, peft_config = build(args.size, seq_len, batch, args.lora)
+                if torch.cuda.is_available():
+                    model = model.cuda()
+                step_times, peak = time_steps(model, dataset, peft_config,
+                                              {**CASES[case], "synib_weight": weight}, args, batch)
+                times += step_times
+                peaks.append(peak)
+        plain_ms, synib_ms = 1e3 * statistics.median(plain_times), 1e3 * statistics.median(synib_times)
+        result = {"case": case, "size": args.size, "batch": batch, "seq_len": seq_len, "bf16": args.bf16,
+                  "lora": args.lora, "device": device, "plain_ms_per_step": round(plain_ms, 2),
+                  "synib_ms_per_step": round(synib_ms, 2), "time_ratio": round(synib_ms / plain_ms, 3)}
+        if torch.cuda.is_available():
+            result.update(plain_peak_gib=round(max(plain_peaks) / 2**30, 2),
+                          synib_peak_gib=round(max(synib_peaks) / 2**30, 2),
+                          memory_ratio=round(max(synib_peaks) / max(plain_peaks), 3))
+        print(json.dumps(result), flush=True)
+        results.append(result)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write("\n".join(json.dumps(r) for r in results) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+import json
+import os
+import subprocess
+import sys
+
+from scripts_loader import SCRIPTS, load_script
+
+
+def test_tiny_cases_print_one_json_line_each(tmp_path, capsys):
+    results = load_script("bench_step").main(["--size", "tiny", "--rounds", "1", "--steps", "1", "--batch", "4",
+                                              "--output", str(tmp_path / "out.json")])
+    assert [r["case"] for r in results] == ["native-random", "native-learned", "generic-concatenated",
+                                            "generic-sequential"]
+    for result in results:
+        assert result["plain_ms_per_step"] > 0 and result["time_ratio"] > 0 and result["device"] == "cpu"
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{\"case")]
+    assert printed == results
+    assert len((tmp_path / "out.json").read_text().splitlines()) == 4
+
+
+def test_gpu_script_runs_on_cpu_without_datasets_or_evaluate(tmp_path):
+    """The GPU machine has neither datasets nor evaluate: the benchmark must not import them."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    # as if not installed: find_spec() answers None and `import` raises ImportError
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['datasets'] = None\nsys.modules['evaluate'] = None\n")
+    env = {**os.environ, "OUT": str(tmp_path), "SIZE": "tiny", "BATCH": "4", "ROUNDS": "1", "STEPS": "1",
+           "PYTHONPATH": str(blocker)}
+    result = subprocess.run(["bash", str(SCRIPTS / "gpu_check.sh")], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = (tmp_path / "bench_step_tiny.json").read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(line)["bf16"] and json.loads(line)["lora"] for line in lines)
