@@ -14,6 +14,7 @@ from synib_hf.masking import FeatureMasker, InputMasker, MaskRandomness, MaskSpe
 from synib_hf.model_card import build_model_card, save_card_inputs
 from synib_hf.native import implements_native_protocol
 from synib_hf.penalties import entropy, gaussian, kl_uniform, max_probability, task_loss, unimodal_anchor
+from synib_hf.views import classification_logits, concatenate_views, resolve_modality_keys
 
 from .synib_config import DEFAULT_MODALITY_KEYS, SynIBConfig, synib_changes
 
@@ -235,7 +236,7 @@ class SynIBTrainer(Trainer):
         views = [self._input_masker(batch, keys[m], training=training) for m in modalities]
         smoothing = self.args.label_smoothing_factor
         if self.args.view_batching == "concatenated":
-            all_logits = self._logits(model(**_concatenate(batch, views)))
+            all_logits = classification_logits(model(**concatenate_views(batch, views)))
             all_logits = all_logits.unflatten(0, (len(views) + 1, -1))  # (1 + M, B, C)
             logits, masked = all_logits[0], all_logits[1:]
             penalties = self.view_losses(masked, labels)  # (M, B)
@@ -244,51 +245,18 @@ class SynIBTrainer(Trainer):
         masked, penalties = [], []
         for view in views:
             with self.accelerator.no_sync(model):
-                view_logits = self._logits(model(**view))
+                view_logits = classification_logits(model(**view))
                 penalty = self.view_losses(view_logits[None], labels)[0]
                 if training and torch.is_grad_enabled() and weight > 0:
                     self.accelerator.backward(weight * penalty.mean() / self.current_gradient_accumulation_steps)
             masked.append(view_logits.detach())
             penalties.append(penalty.detach())
-        logits = self._logits(model(**batch))
+        logits = classification_logits(model(**batch))
         return task_loss(logits, labels, smoothing), logits, torch.stack(masked), torch.stack(penalties)
 
     def _modality_keys(self, batch) -> dict:
         """Modality → input keys for this batch; every key of a user-given map must be present."""
-        if self.args.modality_keys is not None:
-            for modality, keys in self.args.modality_keys.items():
-                missing = [k for k in keys if k not in batch]
-                if missing:
-                    raise ValueError(
-                        f"modality_keys maps {modality!r} to {missing}, but the batch has no such key (batch keys: "
-                        f"{sorted(batch)}). Fix modality_keys, or the data collator / dataset columns."
-                    )
-            return self.args.modality_keys
-        found = {
-            modality: [k for k in keys if k in batch]
-            for modality, keys in DEFAULT_MODALITY_KEYS.items()
-            if any(k in batch for k in keys if not k.endswith(("attention_mask", "token_type_ids")))
-        }
-        if len(found) < 2:
-            raise ValueError(
-                f"SynIB needs at least two modalities, but the default modality map finds {found or 'none'} in the "
-                f"batch keys {sorted(batch)}. Pass modality_keys={{modality: [input keys]}} in SynIBConfig."
-            )
-        return found
-
-    @staticmethod
-    def _logits(outputs) -> torch.Tensor:
-        logits = outputs.get("logits") if isinstance(outputs, dict) else getattr(outputs, "logits", None)
-        if logits is None:
-            raise ValueError(
-                f"SynIB reads `logits` from the model output, but {type(outputs).__name__} has none. Use a model with "
-                "a classification head (e.g. *ForSequenceClassification / *ForImageClassification)."
-            )
-        if logits.dim() != 2:
-            raise ValueError(
-                f"SynIB needs classification logits of shape (batch, num_labels), got {tuple(logits.shape)}."
-            )
-        return logits
+        return resolve_modality_keys(batch, self.args.modality_keys, DEFAULT_MODALITY_KEYS)
 
     def _check_finite(self, logits, masked, names, mode) -> None:
         finite = torch.isfinite(torch.cat([logits[None], masked])).flatten(1).all(dim=1)  # (1 + M,)
@@ -399,17 +367,3 @@ class SynIBTrainer(Trainer):
         card = build_model_card(**card_inputs)
         save_card_inputs(card_inputs, output_dir)
         card.save(os.path.join(output_dir, "README.md"))
-
-
-def _concatenate(batch: dict, views: list) -> dict:
-    """Clean batch and masked views stacked on the batch axis: every input becomes `((1 + M)·B, ...)`."""
-    batch_size = next(v.shape[0] for v in batch.values() if torch.is_tensor(v) and v.dim() > 0)
-    stacked = {}
-    for key, value in batch.items():
-        if not torch.is_tensor(value) or value.dim() == 0 or value.shape[0] != batch_size:
-            raise ValueError(
-                f"view_batching='concatenated' stacks views on the batch axis, but input {key!r} is not a tensor "
-                f"with batch size {batch_size} first. Use view_batching='sequential' or drop {key!r} from the batch."
-            )
-        stacked[key] = torch.cat([value] + [view[key] for view in views])
-    return stacked
