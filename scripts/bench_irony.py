@@ -8,7 +8,11 @@ at several rates; overall and synergy-subset test accuracy over seeds.
 import argparse
 import json
 import os
+import sys
 import time
+
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, beside this script
 
 
 METHODS = {
@@ -32,23 +36,14 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def train_and_score(method, weight, seed, epochs, data, dims, num_labels):
-    from transformers import PrinterCallback
-
-    import synib_hf
-    from synib_hf import MLPFusionConfig, MLPFusionForClassification, SynIBConfig
+    """Predicted classes on the validation and test splits of one method (at λ = `weight` for SynIB)."""
+    from bench_common import train_vector_model
 
     trainer_name, overrides = METHODS[method]
     overrides = {**overrides, **({"synib_weight": weight} if weight is not None else {})}
-    model = MLPFusionForClassification(MLPFusionConfig(modality_dims=dims, hidden_size=128, num_labels=num_labels))
-    args = SynIBConfig(
-        output_dir=os.path.join("runs", "bench-irony-scratch"), learning_rate=1e-3, weight_decay=1e-5,
-        num_train_epochs=epochs, per_device_train_batch_size=64, per_device_eval_batch_size=1024, seed=seed,
-        report_to="none", save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
-        dataloader_pin_memory=False, **overrides,
-    )
-    trainer = getattr(synib_hf, trainer_name)(model=model, args=args, train_dataset=data["train"])
-    trainer.remove_callback(PrinterCallback)
-    trainer.train()
+    trainer = train_vector_model(trainer_name, overrides, dims, num_labels, data["train"], seed=seed, epochs=epochs,
+                                 learning_rate=1e-3, hidden_size=128,
+                                 scratch_dir=os.path.join("runs", "bench-irony-scratch"))
     return {split: trainer.predict(data[split]).predictions.argmax(-1) for split in ("validation", "test")}
 
 
@@ -149,15 +144,10 @@ def plot(rows, path) -> None:
 
 def main(argv=None) -> list:
     args = make_parser().parse_args(argv)
-    os.makedirs(args.output_dir, exist_ok=True)
+    from bench_common import write_outputs
+
     rows = run(args)
-    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
-        json.dump(rows, f, indent=1)
-    table = markdown(rows)
-    with open(os.path.join(args.output_dir, "results.md"), "w") as f:
-        f.write(table)
-    plot(rows, os.path.join(args.output_dir, "results.png"))
-    print(table)
+    print(write_outputs(rows, args.output_dir, markdown, plot))
     return rows
 
 

@@ -11,7 +11,11 @@ authors') and `results.png`.
 import argparse
 import json
 import os
+import sys
 import time
+
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, beside this script
 
 
 MIXTURES = {  # name → (p_u1, p_u2, p_red, p_syn)
@@ -56,11 +60,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def run_one(method, mixture, seed, weight, epochs, data, generator):
+    """Train one method (at λ = `weight` for SynIB) and score it: validation and test accuracy, synergy slice."""
     import numpy as np
-    from transformers import PrinterCallback
 
-    import synib_hf
-    from synib_hf import MLPFusionConfig, MLPFusionForClassification, SynIBConfig
+    from bench_common import train_vector_model
 
     trainer_name, overrides = METHODS[method]
     overrides = dict(overrides)
@@ -68,16 +71,9 @@ def run_one(method, mixture, seed, weight, epochs, data, generator):
         overrides["synib_weight"] = weight
     if overrides.get("mask_type") == "oracle":
         overrides["oracle_coordinates"] = generator.synergy_coordinates
-    model = MLPFusionForClassification(MLPFusionConfig(modality_dims={"x1": 32, "x2": 32}, hidden_size=256))
-    args = SynIBConfig(
-        output_dir=os.path.join("runs", "bench-xor-scratch"), learning_rate=3e-4, weight_decay=1e-5,
-        num_train_epochs=epochs, per_device_train_batch_size=64, per_device_eval_batch_size=2000, seed=seed,
-        report_to="none", save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
-        dataloader_pin_memory=False, **overrides,
-    )
-    trainer = getattr(synib_hf, trainer_name)(model=model, args=args, train_dataset=data["train"])
-    trainer.remove_callback(PrinterCallback)  # one JSON line per result is the output
-    trainer.train()
+    trainer = train_vector_model(trainer_name, overrides, {"x1": 32, "x2": 32}, 2, data["train"], seed=seed,
+                                 epochs=epochs, learning_rate=3e-4, hidden_size=256,
+                                 scratch_dir=os.path.join("runs", "bench-xor-scratch"))
     scores = {}
     for split in ("validation", "test"):
         prediction = trainer.predict(data[split])
@@ -183,15 +179,10 @@ def plot(rows, path) -> None:
 
 def main(argv=None) -> list:
     args = make_parser().parse_args(argv)
-    os.makedirs(args.output_dir, exist_ok=True)
+    from bench_common import write_outputs
+
     rows = run(args)
-    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
-        json.dump(rows, f, indent=1)
-    table = markdown(rows)
-    with open(os.path.join(args.output_dir, "results.md"), "w") as f:
-        f.write(table)
-    plot(rows, os.path.join(args.output_dir, "results.png"))
-    print(table)
+    print(write_outputs(rows, args.output_dir, markdown, plot))
     return rows
 
 
