@@ -18,6 +18,7 @@ from tiny_models import as_dataset, fusion_rows, tiny_fusion, tiny_fusion_proces
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
 FULL, BASE, LORA = "synib-org/fusion-full", "synib-org/fusion-base", "synib-org/fusion-lora"
+LORA_BY_TRAINER = "synib-org/fusion-lora-trainer"
 
 
 def probe():
@@ -57,10 +58,15 @@ def push(out):
     run_script("push_to_hub.py", os.path.join(work, "base"), "--repo-id", BASE)
     lora = SynIBTrainer(model=base, args=SynIBConfig(output_dir=os.path.join(work, "lora"), report_to="none",
                                                      use_cpu=True, max_steps=2, per_device_train_batch_size=4,
-                                                     learning_rate=5e-2, disable_tqdm=True, save_strategy="no"),
+                                                     learning_rate=5e-2, disable_tqdm=True, save_strategy="no",
+                                                     push_to_hub=True, hub_model_id=LORA_BY_TRAINER,
+                                                     hub_strategy="end"),
                         train_dataset=as_dataset(fusion_rows(8)), peft_config=lora_config_for(base, r=4))
     lora.train()
-    lora.save_model(os.path.join(work, "lora", "final"))
+    lora.push_to_hub(commit_message="SynIB LoRA adapters")  # the trainer pushes the adapters and their card
+    final = os.path.join(work, "lora", "final")
+    lora.model.save_pretrained(final)  # not save_model: with push_to_hub=True that would push a second commit
+    lora.create_model_card(output_dir=final)
     run_script("push_to_hub.py", os.path.join(work, "lora", "final"), "--repo-id", LORA, "--base-model", BASE)
     return {"full": logits(trainer.model), "lora": logits(lora.model), "metrics": metrics}
 

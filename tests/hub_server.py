@@ -20,6 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
 
 
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")  # what the Hub's default .gitattributes sends to LFS
+
+
 def git_blob_oid(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
@@ -54,6 +57,7 @@ class LocalHub:
         self.repos: dict[str, Repo] = {}
         self.fail_commits = False
         self.validated_cards = 0
+        self.lfs: dict[str, bytes] = {}  # sha256 → content, uploaded through the LFS batch API
         self.lock = threading.Lock()
         hub = self
 
@@ -126,6 +130,8 @@ class LocalHub:
             ("GET", r"/api/(?:model|dataset)s/(?P<repo>[^/]+/[^/]+)/refs", self._refs),
             ("GET", r"/api/(?:model|dataset)s/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?", self._info),
             ("GET|HEAD", r"/(?:datasets/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)", self._resolve),
+            ("POST", r"/(?:datasets/)?(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", self._lfs_batch),
+            ("PUT", r"/lfs-upload/(?P<oid>[0-9a-f]{64})", self._lfs_upload),
         ]
         for methods, pattern, handler in routes:
             match = re.fullmatch(pattern, path)
@@ -226,7 +232,8 @@ class LocalHub:
         files = []
         for entry in json.loads(body)["files"]:
             content = existing.files.get(entry["path"]) if existing else None
-            files.append({"path": entry["path"], "uploadMode": "regular", "shouldIgnore": False,
+            mode = "lfs" if entry["path"].endswith(LFS_SUFFIXES) and entry["size"] > 0 else "regular"
+            files.append({"path": entry["path"], "uploadMode": mode, "shouldIgnore": False,
                           "oid": git_blob_oid(content) if content is not None else None})
         self._json(request, {"files": files, "commitOid": existing.oid if existing else None})
 
@@ -249,6 +256,10 @@ class LocalHub:
                 message = value.get("summary", "")
             elif key == "file":
                 files[value["path"]] = base64.b64decode(value["content"])
+            elif key == "lfsFile":
+                if value["oid"] not in self.lfs:
+                    return self._error(request, 400, "BadRequest", f"LFS object {value['oid']} was never uploaded")
+                files[value["path"]] = self.lfs[value["oid"]]
             elif key in ("deletedFile", "deletedFolder"):
                 prefix = value["path"].rstrip("/")
                 files = {p: c for p, c in files.items() if p != prefix and not p.startswith(prefix + "/")}
@@ -265,6 +276,23 @@ class LocalHub:
         else:
             repo.refs[unquote(rev)] = len(repo.commits) - 1
         self._json(request, result)
+
+    def _lfs_batch(self, request, body, query, repo):
+        if self._repo(request, repo) is None:
+            return
+        objects = []
+        for entry in json.loads(body)["objects"]:
+            obj = {"oid": entry["oid"], "size": entry["size"], "authenticated": True}
+            if entry["oid"] not in self.lfs:  # already stored objects get no action: the client skips them
+                obj["actions"] = {"upload": {"href": f"{self.url}/lfs-upload/{entry['oid']}"}}
+            objects.append(obj)
+        self._json(request, {"transfer": "basic", "objects": objects})
+
+    def _lfs_upload(self, request, body, query, oid):
+        if hashlib.sha256(body).hexdigest() != oid:
+            return self._error(request, 400, "BadRequest", "LFS content does not match its sha256")
+        self.lfs[oid] = body
+        self._send(request, 200, b"")
 
     @staticmethod
     def _entry(path, content):

@@ -57,9 +57,15 @@ def test_downloaded_models_give_identical_logits(round_trip):
 
 
 def test_each_push_is_exactly_one_commit(round_trip, hub):
-    for repo_id in ("synib-org/fusion-full", "synib-org/fusion-base", "synib-org/fusion-lora"):
+    for repo_id in ("synib-org/fusion-full", "synib-org/fusion-base", "synib-org/fusion-lora",
+                    "synib-org/fusion-lora-trainer"):
         assert [c.message for c in hub.repos[repo_id].commits][0] == "initial commit"
         assert len(hub.repos[repo_id].commits) == 2, repo_id
+    adapters = hub.repos["synib-org/fusion-lora-trainer"].commit("main").files
+    assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= set(adapters)
+    # weights travelled through the LFS batch API, as on the Hub; small files inline
+    weights = hub.repos["synib-org/fusion-full"].commit("main").files["model.safetensors"]
+    assert weights in hub.lfs.values() and len(hub.lfs) >= 3
 
 
 def test_card_parses_validates_and_reports_the_evaluation(round_trip, hub):

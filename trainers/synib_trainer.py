@@ -352,7 +352,8 @@ class SynIBTrainer(Trainer):
             eval_metrics = next((h for h in reversed(self.state.log_history) if any(k.startswith("eval_") for k in h)), {})
         core = self._core_model()
         config = getattr(core, "config", None)
-        base_models = [getattr(config, "_name_or_path", "")] if getattr(config, "_name_or_path", "") else []
+        names = ("_name_or_path", "vision_name_or_path", "text_name_or_path")
+        base_models = [getattr(config, name, "") for name in names if getattr(config, name, "")]
         tags = [tags] if isinstance(tags, str) else list(tags or [])
         card_inputs = dict(
             model_name=model_name,
