@@ -20,8 +20,8 @@ def test_tiny_recipe_trains_evaluates_and_saves_a_loadable_checkpoint(tmp_path):
     metrics, model = train.main([TINY, "--output_dir", str(tmp_path / "out"), "--data_dir", str(tmp_path / "data"),
                                  "--disable_tqdm", "true"])
     # the fixture is learnable (XOR of image brightness and "not"); the tokenizer trainer is not deterministic, so
-    # runs land between about 0.94 and 1.0
-    assert metrics["eval_accuracy"] >= 0.8
+    # runs land between about 0.94 and 1.0; chance is 0.5
+    assert metrics["eval_accuracy"] >= 0.7
     assert 0 <= metrics["eval_synib/masked_accuracy_image"] <= 1
     out = tmp_path / "out"
     loaded = AutoModelForSequenceClassification.from_pretrained(out).eval()
