@@ -193,12 +193,11 @@ class SynIBTrainer(Trainer):
             names = self.masked_modalities
             task, logits, masked, logvar, unimodal = self._native_views(model, inputs)
             penalties = self.view_losses(masked, labels, logvar, unimodal)  # (M, B)
-            loss = task + weight * penalties.mean(dim=1).sum()
         else:
             keys = self._modality_keys(inputs)
             names = self._check_masked_modalities(tuple(keys))
             task, logits, masked, penalties = self._generic_views(model, inputs, labels, keys, names, weight)
-            loss = task + weight * penalties.mean(dim=1).sum()
+        loss = task + weight * penalties.mean(dim=1).sum()  # sequential views: penalties detached, already applied
         self._check_finite(logits, masked, names, mode)
         self._record(mode, names, task, masked, penalties, labels, weight)
         return (loss, {"logits": logits}) if return_outputs else loss
