@@ -146,12 +146,25 @@ def feature_views(mask_type, seed=0, **spec):
 
 
 @pytest.mark.parametrize("mask_type", ["full", "random", "learned", "oracle"])
-def test_feature_masking_changes_only_its_own_modality(mask_type):
+def test_feature_masking_destroys_each_modality(mask_type):
     _, features, masked = feature_views(mask_type)
     for modality in ("x1", "x2"):
         assert masked[modality].shape == features[modality].shape
         assert not torch.allclose(masked[modality], features[modality])
-    # a view is {**features, m: masked[m]}: the other modality is the clean tensor itself
+
+
+def test_native_views_change_only_their_own_modality():
+    """Each masked view is the fusion head on (masked m, every other modality clean), in masked_modalities order."""
+    model = mlp_fusion().eval()
+    inputs = {"x1": torch.randn(8, 6), "x2": torch.randn(8, 6)}
+    masker = FeatureMasker(MaskSpec(mask_type="full", mask_fill="zero"), ["x2", "x1"], MaskRandomness(0))
+    with torch.no_grad():
+        out = model(**inputs, synib_views=masker)
+        clean = {m: model.synib_encode(m, inputs) for m in ("x1", "x2")}
+        for index, modality in enumerate(["x2", "x1"]):
+            expected = model.synib_fuse({**clean, modality: torch.zeros_like(clean[modality])})[0]
+            torch.testing.assert_close(out.masked_logits[index], expected)
+        torch.testing.assert_close(out.logits, model.synib_fuse(clean)[0])
 
 
 def test_learned_and_random_masks_really_differ():
