@@ -48,7 +48,6 @@ def train_and_score(method, weight, seed, epochs, data, dims, num_labels):
 
 
 def run(args) -> list:
-    import numpy as np
     from transformers.utils import logging
 
     from synib_hf.data_irony import as_datasets, irony_splits

@@ -13,6 +13,9 @@ import os
 import sys
 
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, push_to_hub, train: beside this script
+
+
 MODELS = ("xor-synib", "irony-digits-synib", "tiny-clip-deberta-synib")
 
 
@@ -30,9 +33,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 def _vector_release(name, splits, num_labels, epochs, output_dir, dataset_name):
     import numpy as np
-    from transformers import PrinterCallback
 
-    from synib_hf import MLPFusionConfig, MLPFusionForClassification, SynIBConfig, SynIBTrainer
+    from bench_common import train_vector_model
     from synib_hf.data_irony import as_datasets
     from synib_hf.synergy import synergy_compute_metrics, train_unimodal_predictors
 
@@ -41,17 +43,12 @@ def _vector_release(name, splits, num_labels, epochs, output_dir, dataset_name):
     unimodal = {m: p.predict(test[m]) for m, p in predictors.items()}
     data = as_datasets(splits)
     dims = {"x1": train["x1"].shape[1], "x2": train["x2"].shape[1]}
-    model = MLPFusionForClassification(MLPFusionConfig(modality_dims=dims, hidden_size=256, num_labels=num_labels))
     folder = os.path.join(output_dir, name)
-    args = SynIBConfig(output_dir=folder, synib_weight=0.1, mask_type="random", mask_ratio=0.3, learning_rate=1e-3,
-                       weight_decay=1e-5, num_train_epochs=epochs, per_device_train_batch_size=64,
-                       per_device_eval_batch_size=1024, report_to="none", save_strategy="no", logging_strategy="no",
-                       disable_tqdm=True, dataloader_pin_memory=False, seed=0)
-    trainer = SynIBTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["test"],
-                           compute_metrics=synergy_compute_metrics(unimodal))
-    trainer.remove_callback(PrinterCallback)
-    trainer.train()
-    metrics = trainer.evaluate()
+    trainer = train_vector_model("SynIBTrainer", {"synib_weight": 0.1, "mask_type": "random", "mask_ratio": 0.3},
+                                 dims, num_labels, data["train"], seed=0, epochs=epochs, learning_rate=1e-3,
+                                 hidden_size=256, scratch_dir=folder)
+    trainer.compute_metrics = synergy_compute_metrics(unimodal)
+    metrics = trainer.evaluate(data["test"])
     trainer.save_model(folder)
     trainer.create_model_card(dataset_name=dataset_name, output_dir=folder, eval_metrics=metrics,
                               tags=["synergy", "tabular"])
@@ -71,7 +68,6 @@ def build(name, output_dir, quick):
         splits = irony_splits("digits", rate=0.3, seed=0)
         return _vector_release(name, splits, 11, 3 if quick else 40, output_dir,
                                "scikit-learn digits, top/bottom halves, irony rate 0.3 (test split)")
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import train
 
     folder = os.path.join(output_dir, name)
@@ -84,7 +80,6 @@ def build(name, output_dir, quick):
 
 def main(argv=None) -> dict:
     args = make_parser().parse_args(argv)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import push_to_hub
     from transformers.utils import logging
 

@@ -9,14 +9,11 @@ and its model card, loadable with `AutoModelForSequenceClassification.from_pretr
 """
 
 import json
-import logging
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-
-logger = logging.getLogger("synib_hf.train")
 
 
 @dataclass
@@ -134,7 +131,6 @@ def main(argv=None):
         argv = recipe_to_argv(argv[0]) + argv[1:]
     script_args, model_args, training_args = make_parser().parse_args_into_dataclasses(argv)
 
-    import numpy as np
 
     from synib_hf import ImageTextCollator, SynIBTrainer, lora_config_for
     from synib_hf.data_hateful_memes import load_hateful_memes, write_memes_fixture
@@ -185,7 +181,7 @@ def main(argv=None):
     trainer.create_model_card(dataset_name=f"{dataset_name}, test_seen", output_dir=output_dir, eval_metrics=metrics)
     with open(os.path.join(output_dir, "test_results.json"), "w") as f:
         json.dump(metrics, f, indent=2)
-    logger.warning("test metrics: %s", {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
+    print("test metrics:", json.dumps({k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}))
     return metrics, final_model
 
 

@@ -12,7 +12,7 @@ Only the masked modality is touched; every other key or feature is passed throug
 """
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 

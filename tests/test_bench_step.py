@@ -1,7 +1,6 @@
 import json
 import os
 import subprocess
-import sys
 
 from scripts_loader import SCRIPTS, load_script
 

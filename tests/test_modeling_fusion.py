@@ -1,6 +1,6 @@
 import pytest
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor, CLIPModel
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
 
 import synib_hf  # noqa: F401  (registers the Auto classes)
 from synib_hf import FusionForSequenceClassification, FusionProcessor, SynIBConfig, SynIBTrainer

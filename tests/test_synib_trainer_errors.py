@@ -5,10 +5,9 @@ import pytest
 import torch
 from torch import nn
 from transformers import TrainingArguments
-from transformers.modeling_outputs import SequenceClassifierOutput
 
 from synib_hf import SynIBConfig, SynIBTrainer
-from tiny_models import CLIPWithHead, as_dataset, image_text_rows, mlp_fusion, tiny_tokenizer, vector_xor
+from tiny_models import CLIPWithHead, as_dataset, image_text_rows, mlp_fusion, vector_xor
 
 
 IMAGE_TEXT = {"image": ["pixel_values"], "text": ["input_ids", "attention_mask"]}

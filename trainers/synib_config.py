@@ -1,7 +1,7 @@
 """`SynIBConfig`: `TrainingArguments` plus the SynIB objective, its masking operators and where they apply."""
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Optional, Union
 
 from transformers import TrainingArguments
@@ -184,8 +184,6 @@ class SynIBConfig(TrainingArguments):
 
 def synib_changes(args: SynIBConfig) -> dict:
     """The SynIB fields (not the TrainingArguments ones) whose value differs from the default, for model cards."""
-    from dataclasses import MISSING, fields
-
     inherited = {f.name for f in fields(TrainingArguments)}
     changed = {}
     for f in fields(SynIBConfig):

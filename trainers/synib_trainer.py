@@ -8,7 +8,6 @@ from typing import Optional, Sequence, Union
 
 import torch
 from transformers import Trainer
-from transformers.utils import logging
 
 from synib_hf.masking import FeatureMasker, InputMasker, MaskRandomness, MaskSpec, TokenIds
 from synib_hf.model_card import build_model_card, save_card_inputs
@@ -18,8 +17,6 @@ from synib_hf.views import classification_logits, concatenate_views, resolve_mod
 
 from .synib_config import DEFAULT_MODALITY_KEYS, SynIBConfig, synib_changes
 
-
-logger = logging.get_logger(__name__)
 
 
 class SynIBTrainer(Trainer):
@@ -313,7 +310,6 @@ class SynIBTrainer(Trainer):
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         output.metrics.update({f"{metric_key_prefix}_synib/{k}": v for k, v in self._flush("eval").items()})
         return output
-
 
     # ---- model card ------------------------------------------------------------------------------------------------
 
