@@ -5,16 +5,18 @@ import os
 
 
 def train_vector_model(trainer_name, overrides, dims, num_labels, train_dataset, *, seed, epochs, learning_rate,
-                       hidden_size, scratch_dir):
-    """Train `MLPFusionForClassification` with `synib_hf.<trainer_name>` and `SynIBConfig(**overrides)`; returns the
-    trainer (quiet: no per-step printing)."""
-    from transformers import PrinterCallback
+                       hidden_size, scratch_dir, model_options=None):
+    """Train `MLPFusionForClassification` (`MLPFusionConfig(**model_options)` on top of the widths given) with
+    `synib_hf.<trainer_name>` and `SynIBConfig(**overrides)`; returns the trainer (quiet: no per-step printing)."""
+    from transformers import PrinterCallback, set_seed
 
     import synib_hf
     from synib_hf import MLPFusionConfig, MLPFusionForClassification, SynIBConfig
 
+    set_seed(seed)  # the initial weights too: the model is built before the Trainer seeds anything
     model = MLPFusionForClassification(
-        MLPFusionConfig(modality_dims=dims, hidden_size=hidden_size, num_labels=num_labels)
+        MLPFusionConfig(**{"modality_dims": dims, "hidden_size": hidden_size, "num_labels": num_labels,
+                           **(model_options or {})})
     )
     args = SynIBConfig(
         output_dir=scratch_dir, learning_rate=learning_rate, weight_decay=1e-5, num_train_epochs=epochs,

@@ -39,12 +39,14 @@ def train_and_score(method, weight, seed, epochs, data, dims, num_labels):
     """Predicted classes on the validation and test splits of one method (at λ = `weight` for SynIB)."""
     from bench_common import train_vector_model
 
+    from synib_hf import predicted_classes
+
     trainer_name, overrides = METHODS[method]
     overrides = {**overrides, **({"synib_weight": weight} if weight is not None else {})}
     trainer = train_vector_model(trainer_name, overrides, dims, num_labels, data["train"], seed=seed, epochs=epochs,
                                  learning_rate=1e-3, hidden_size=128,
                                  scratch_dir=os.path.join("runs", "bench-irony-scratch"))
-    return {split: trainer.predict(data[split]).predictions.argmax(-1) for split in ("validation", "test")}
+    return {split: predicted_classes(trainer.predict(data[split]).predictions) for split in ("validation", "test")}
 
 
 def run(args) -> list:

@@ -1,15 +1,19 @@
 """Gaussian-XOR synergy suite (method page §4): CE-only, modality dropout and SynIB (random 30 %, learned, oracle) on
 the paper's five mixtures, λ chosen on validation accuracy, several seeds, beside the authors' numbers.
 
-    python scripts/bench_xor.py --output_dir docs/benchmarks/xor            # the full run (~30 min on 2 CPU cores)
+    python scripts/bench_xor.py --output_dir docs/benchmarks/xor            # the full run (~50 min on 1 CPU core)
     python scripts/bench_xor.py --quick --output_dir runs/xor-quick          # under 3 minutes
+    python scripts/bench_xor.py --render a/results.json b/results.json --output_dir out   # merge runs, re-draw
 
-Writes `results.json` (one row per mixture × method × seed), `results.md` (the spec's table, ours beside the
-authors') and `results.png`.
+`--model authors` (default) is the authors' XOR network (`MLPFusionConfig.authors_xor`); `--model layernorm` is
+`MLPFusionConfig`'s default (layer-normalised features, one fusion layer, two-class softmax), on which plain
+cross-entropy already learns the synergy. Writes `results.json` (one row per mixture × method × seed),
+`results.md` (the spec's table, ours beside the authors') and `results.png`.
 """
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -38,6 +42,10 @@ AUTHORS = {
     "red .95 syn .05": {"ce": (0.974, 0.499), "synib_oracle": (0.994, 0.890), "synib_random": (0.978, 0.583),
                         "synib_learned": (0.975, 0.509)},
 }
+MODELS = {  # name → MLPFusionConfig options
+    "authors": None,  # filled from synib_hf.modeling_mlp_fusion.AUTHORS_XOR_MODEL in model_options()
+    "layernorm": {"num_labels": 2},
+}
 METHODS = {  # name → (trainer, SynIBConfig overrides); λ is searched for the SynIB methods
     "ce": ("SynIBTrainer", {"synib_weight": 0.0}),
     "dropout": ("ModalityDropoutTrainer", {"synib_weight": 1.0, "mask_type": "random", "mask_ratio": 0.3}),
@@ -50,7 +58,18 @@ METHODS = {  # name → (trainer, SynIBConfig overrides); λ is searched for the
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", default="docs/benchmarks/xor")
-    parser.add_argument("--quick", action="store_true", help="1 seed, 2 mixtures, 10 epochs, λ ∈ {0.1, 1}")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 mixtures, 10 epochs, λ ∈ {1, 10}")
+    parser.add_argument("--model", choices=list(MODELS), default="authors",
+                        help="the network: the authors' XOR model, or MLPFusionConfig's layer-normalised default")
+    parser.add_argument("--mask_fill", choices=["shuffle", "ema_noise", "zero"], default="shuffle",
+                        help="what replaces masked features (every masking method); shuffle keeps them in "
+                        "distribution, which the rectified features of the authors' network need (see "
+                        "docs/benchmarks/README.md)")
+    parser.add_argument("--render", nargs="+", default=None, metavar="RESULTS_JSON",
+                        help="do not train: merge these results.json files and write the table and plot")
+    parser.add_argument("--select", choices=["val_acc", "val_synergy_acc"], default="val_acc",
+                        help="how λ is chosen from the grid: validation accuracy (the spec's) or validation "
+                        "synergy-slice accuracy (the authors' tuning files); with --render, re-selects saved rows")
     parser.add_argument("--mixtures", nargs="+", choices=list(MIXTURES), default=None)
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=None)
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
@@ -59,29 +78,45 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_one(method, mixture, seed, weight, epochs, data, generator):
-    """Train one method (at λ = `weight` for SynIB) and score it: validation and test accuracy, synergy slice."""
+def model_options(model: str) -> dict:
+    """`MLPFusionConfig` options of a `--model` choice."""
+    from synib_hf.modeling_mlp_fusion import AUTHORS_XOR_MODEL
+
+    return dict(AUTHORS_XOR_MODEL if model == "authors" else MODELS[model])
+
+
+def run_one(method, mixture, seed, weight, epochs, data, generator, model="authors", model_overrides=None,
+            mask_fill="shuffle"):
+    """Train one method (at λ = `weight` for SynIB) and score it: validation and test accuracy, synergy slice.
+    `model_overrides` changes single `MLPFusionConfig` options of the `model` choice (the ablation script)."""
     import numpy as np
 
     from bench_common import train_vector_model
+
+    from synib_hf import predicted_classes
 
     trainer_name, overrides = METHODS[method]
     overrides = dict(overrides)
     if weight is not None:
         overrides["synib_weight"] = weight
+    if "mask_type" in overrides:
+        overrides["mask_fill"] = mask_fill
     if overrides.get("mask_type") == "oracle":
         overrides["oracle_coordinates"] = generator.synergy_coordinates
-    trainer = train_vector_model(trainer_name, overrides, {"x1": 32, "x2": 32}, 2, data["train"], seed=seed,
-                                 epochs=epochs, learning_rate=3e-4, hidden_size=256,
-                                 scratch_dir=os.path.join("runs", "bench-xor-scratch"))
+    options = {**model_options(model), **(model_overrides or {})}
+    trainer = train_vector_model(trainer_name, overrides, {"x1": 32, "x2": 32}, options.pop("num_labels"),
+                                 data["train"], seed=seed, epochs=epochs, learning_rate=3e-4,
+                                 hidden_size=options.pop("hidden_size", 256),
+                                 scratch_dir=os.path.join("runs", "bench-xor-scratch"), model_options=options)
     scores = {}
-    for split in ("validation", "test"):
+    for split, synergy_key, source_key in (("validation", "validation_synergy", "validation_source"),
+                                           ("test", "synergy", "source")):
         prediction = trainer.predict(data[split])
-        correct = prediction.predictions.argmax(-1) == prediction.label_ids
+        correct = predicted_classes(prediction.predictions) == prediction.label_ids
         scores[split] = float(correct.mean())
-        if split == "test":
-            synergy = np.asarray(data["source"]) == 3
-            scores["synergy"] = float(correct[synergy].mean())
+        if source_key in data:
+            synergy = np.asarray(data[source_key]) == 3
+            scores[synergy_key] = float(correct[synergy].mean()) if synergy.any() else float("nan")
     return scores
 
 
@@ -94,7 +129,7 @@ def run(args) -> list:
     mixtures = args.mixtures or (["red .8 syn .2", "red .95 syn .05"] if args.quick else list(MIXTURES))
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     epochs = args.epochs or (10 if args.quick else 30)
-    lambdas = args.lambdas or ([0.1, 1.0] if args.quick else [0.01, 0.1, 1.0, 10.0])
+    lambdas = args.lambdas or ([1.0, 10.0] if args.quick else [0.1, 1.0, 10.0, 100.0])
     methods = args.methods or list(METHODS)
     rows = []
     for mixture in mixtures:
@@ -103,18 +138,34 @@ def run(args) -> list:
             splits = generator.datasets()
             data = {name: split.remove_columns("source") for name, split in splits.items()}
             data["source"] = splits["test"]["source"]
+            data["validation_source"] = splits["validation"]["source"]
             for method in methods:
                 start = time.time()
                 grid = lambdas if method.startswith("synib") else [None]
-                runs = [(weight, run_one(method, mixture, seed, weight, epochs, data, generator)) for weight in grid]
-                weight, best = max(runs, key=lambda r: r[1]["validation"])  # λ chosen on validation accuracy
-                row = {"mixture": mixture, "method": method, "seed": seed,
-                       "lambda": weight if weight is not None else METHODS[method][1].get("synib_weight", 0.0),
-                       "overall_acc": best["test"], "synergy_acc": best["synergy"], "val_acc": best["validation"],
-                       "seconds": round(time.time() - start, 1)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+                runs = [(weight, run_one(method, mixture, seed, weight, epochs, data, generator, args.model,
+                                         mask_fill=args.mask_fill)) for weight in grid]
+                row = {"model": args.model, "mask_fill": args.mask_fill, "mixture": mixture, "method": method, "seed": seed,
+                       "lambda": METHODS[method][1].get("synib_weight", 0.0),
+                       "seconds": round(time.time() - start, 1),
+                       "grid": {str(w): {"val_acc": r["validation"], "val_synergy_acc": r["validation_synergy"],
+                                         "overall_acc": r["test"], "synergy_acc": r["synergy"]} for w, r in runs}}
+                rows.append(select_lambda(row, args.select))
+                print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def select_lambda(row: dict, criterion: str) -> dict:
+    """`row` with λ, `overall_acc`, `synergy_acc` and `val_acc` of the grid entry best on the validation `criterion`
+    (`val_acc`, the spec's, or `val_synergy_acc`, what the authors' tuning files use); ties go to the smallest λ, as
+    in the authors' selection code. A row without a λ grid (CE-only, dropout) has one entry."""
+    grid = row["grid"]
+    key = max(grid, key=lambda w: -1.0 if math.isnan(grid[w][criterion]) else grid[w][criterion])  # NaN: no synergy
+    chosen = grid[key]
+    selected = {**row, "overall_acc": chosen["overall_acc"], "synergy_acc": chosen["synergy_acc"],
+                "val_acc": chosen["val_acc"], "selected_by": criterion}
+    if key != "None":
+        selected["lambda"] = float(key)
+    return selected
 
 
 def summarise(rows) -> dict:
@@ -128,12 +179,16 @@ def summarise(rows) -> dict:
 
 def markdown(rows) -> str:
     summary = summarise(rows)
-    mixtures = list(dict.fromkeys(r["mixture"] for r in rows))
+    mixtures = [m for m in MIXTURES if any(r["mixture"] == m for r in rows)]
     methods = list(dict.fromkeys(r["method"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
+    models = sorted({r.get("model", "layernorm") for r in rows})  # rows written before `--model` were layernorm
+    selection = sorted({r.get("selected_by", "val_acc") for r in rows})
+    fills = sorted({r.get("mask_fill", "ema_noise") for r in rows})  # rows written before `--mask_fill`: ema_noise
     lines = [
-        f"Test accuracy overall / synergy slice, mean of {len(seeds)} seed(s) {seeds}; ours, then the authors' in "
-        "brackets where the paper reports the method.",
+        f"Test accuracy overall / synergy slice, mean of {len(seeds)} seed(s) {seeds}, model {' + '.join(models)}, "
+        f"mask fill {' + '.join(fills)}, λ chosen by {' + '.join(selection)}; ours, then the authors' in brackets where the paper reports the "
+        "method.",
         "",
         "| mixture | " + " | ".join(methods) + " |",
         "|---|" + "---|" * len(methods),
@@ -158,7 +213,7 @@ def plot(rows, path) -> None:
     import numpy as np
 
     summary = summarise(rows)
-    mixtures = list(dict.fromkeys(r["mixture"] for r in rows))
+    mixtures = [m for m in MIXTURES if any(r["mixture"] == m for r in rows)]
     methods = list(dict.fromkeys(r["method"] for r in rows))
     width = 0.8 / len(methods)
     figure, axis = plt.subplots(figsize=(2 + 2.2 * len(mixtures), 4))
@@ -181,7 +236,11 @@ def main(argv=None) -> list:
     args = make_parser().parse_args(argv)
     from bench_common import write_outputs
 
-    rows = run(args)
+    if args.render:
+        rows = [row for path in args.render for row in json.load(open(path))]
+        rows = [select_lambda(row, args.select) if "grid" in row else row for row in rows]
+    else:
+        rows = run(args)
     print(write_outputs(rows, args.output_dir, markdown, plot))
     return rows
 

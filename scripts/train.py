@@ -130,9 +130,9 @@ def main(argv=None):
     if argv and argv[0].endswith((".yaml", ".yml", ".json")):
         argv = recipe_to_argv(argv[0]) + argv[1:]
     script_args, model_args, training_args = make_parser().parse_args_into_dataclasses(argv)
+    from transformers import set_seed
 
-
-    from synib_hf import ImageTextCollator, SynIBTrainer, lora_config_for
+    from synib_hf import ImageTextCollator, SynIBTrainer, lora_config_for, predicted_classes
     from synib_hf.data_hateful_memes import load_hateful_memes, write_memes_fixture
 
     if training_args.remove_unused_columns:
@@ -144,6 +144,7 @@ def main(argv=None):
         write_memes_fixture(script_args.data_dir, rows_per_split=script_args.fixture_rows,
                             image_size=model_args.image_size or 32, seed=training_args.seed)
     data = load_hateful_memes(script_args.data_dir)
+    set_seed(training_args.seed)  # the new heads' (and tiny towers') initial weights; the Trainer seeds only later
     if model_args.tiny_towers:
         model, processor = build_tiny(script_args, model_args, data["train"]["text"])
     else:
@@ -154,7 +155,7 @@ def main(argv=None):
                                       lora_dropout=model_args.lora_dropout, towers=model_args.lora_towers)
 
     def accuracy(prediction):
-        return {"accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
+        return {"accuracy": float((predicted_classes(prediction.predictions) == prediction.label_ids).mean())}
 
     trainer = SynIBTrainer(
         model=model,

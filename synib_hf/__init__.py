@@ -15,7 +15,7 @@ from .masking import FeatureMasker, InputMasker, MaskRandomness, MaskSpec, Token
 from .modeling_fusion import FusionForSequenceClassification
 from .modeling_mlp_fusion import MLPFusionConfig, MLPFusionForClassification
 from .native import SynIBModelOutput, SynIBNativeMixin
-from .penalties import entropy, gaussian, kl_uniform, max_probability, unimodal_anchor
+from .penalties import entropy, gaussian, kl_uniform, max_probability, predicted_classes, unimodal_anchor
 from .processing_fusion import FusionProcessor, ImageTextCollator
 
 
@@ -63,5 +63,6 @@ __all__ = [
     "gaussian",
     "kl_uniform",
     "max_probability",
+    "predicted_classes",
     "unimodal_anchor",
 ]

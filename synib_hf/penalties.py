@@ -48,6 +48,23 @@ def num_classes(logits: torch.Tensor) -> int:
     return max(2, logits.shape[-1])
 
 
+def predicted_classes(logits):
+    """Predicted class per example from `(B, C)` logits, a torch tensor or a NumPy array (what `Trainer.predict`
+    returns): `argmax` over `C >= 2` columns, `logit > 0` for a one-logit (sigmoid) head.
+
+    Example:
+
+    ```python
+    >>> predicted_classes(torch.tensor([[2.0], [-1.0]])), predicted_classes(torch.tensor([[0.1, 0.9]]))
+    (tensor([1, 0]), tensor([1]))
+    ```
+    """
+    if logits.shape[-1] == 1:
+        positive = logits[..., 0] > 0
+        return positive.long() if torch.is_tensor(positive) else positive.astype("int64")
+    return logits.argmax(-1)
+
+
 def kl_uniform(logits: torch.Tensor) -> torch.Tensor:
     """KL(softmax(z) ‖ uniform) = log C − H(softmax(z)), per example.
 

@@ -9,6 +9,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from transformers import TrainerCallback
 
+from .penalties import predicted_classes
+
 
 SYNERGY_SUBSET_METRIC = str(Path(__file__).parent / "metrics" / "synergy_subset")
 
@@ -64,7 +66,7 @@ def synergy_compute_metrics(unimodal: Mapping[str, np.ndarray]):
     """A `compute_metrics` for the Trainer that reports accuracy and the synergy-subset groups of the eval set."""
 
     def compute_metrics(prediction) -> dict:
-        predicted = np.asarray(prediction.predictions).argmax(-1)
+        predicted = predicted_classes(np.asarray(prediction.predictions))
         return synergy_subset_scores(predicted, np.asarray(prediction.label_ids), unimodal)
 
     return compute_metrics
@@ -95,7 +97,7 @@ class SynergySubsetCallback(TrainerCallback):
             for batch in eval_dataloader:
                 labels = batch.pop(self.label_name)
                 batch = {k: v.to(args.device) if hasattr(v, "to") else v for k, v in batch.items()}
-                predictions.append(model(**batch).logits.argmax(-1).cpu())
+                predictions.append(predicted_classes(model(**batch).logits).cpu())
                 references.append(labels)
         model.train(was_training)
         scores = synergy_subset_scores(

@@ -67,3 +67,13 @@ def test_penalties_are_float32_under_bf16_inputs():
 def test_task_loss_rejects_multilabel_targets():
     with pytest.raises(ValueError, match="one integer class index per example"):
         task_loss(torch.zeros(2, 3), torch.zeros(2, 3))
+
+
+def test_predicted_classes_reads_one_logit_and_softmax_heads_in_torch_and_numpy():
+    import numpy as np
+
+    from synib_hf import predicted_classes
+
+    assert predicted_classes(torch.tensor([[0.5], [-0.5], [0.0]])).tolist() == [1, 0, 0]
+    assert predicted_classes(np.array([[0.5], [-0.5]])).tolist() == [1, 0]
+    assert predicted_classes(np.array([[0.1, 0.9, 0.0], [2.0, 0.0, 1.0]])).tolist() == [1, 0]

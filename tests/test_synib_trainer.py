@@ -49,6 +49,8 @@ def image_text_data(n=16):
 
 CASES = {
     "native-mlp": (lambda: mlp_fusion(), xor_data, None, None),
+    "native-mlp-one-logit": (lambda: mlp_fusion(num_labels=1, normalize_features=False, encoder_output_activation=True,
+                                                 fusion_hidden_sizes=[8, 8]), xor_data, None, None),
     "generic-clip": (lambda: CLIPWithHead(), image_text_data, IMAGE_TEXT, tiny_tokenizer),
     "generic-layoutlmv3": (lambda: layoutlmv3(), layout_data, LAYOUT, tiny_tokenizer),
 }

@@ -80,7 +80,9 @@ class SynIBConfig(TrainingArguments):
         metadata={
             "help": "What replaces masked float values: 'ema_noise' = N(μ, σ²) from an EMA of clean statistics; "
             "'shuffle' = the same value from another example of the batch; 'zero'. Token ids are always replaced "
-            "by the tokenizer's mask (else pad) id.",
+            "by the tokenizer's mask (else pad) id. Prefer 'shuffle' for rectified (ReLU) or otherwise "
+            "non-Gaussian features: Gaussian noise there is out of distribution, so the model can learn to spot "
+            "masked views instead of relying on both modalities (docs/benchmarks/README.md).",
             "choices": list(MASK_FILLS),
         },
     )

@@ -12,7 +12,9 @@ from transformers import Trainer
 from synib_hf.masking import FeatureMasker, InputMasker, MaskRandomness, MaskSpec, TokenIds
 from synib_hf.model_card import build_model_card, save_card_inputs
 from synib_hf.native import implements_native_protocol
-from synib_hf.penalties import entropy, gaussian, kl_uniform, max_probability, task_loss, unimodal_anchor
+from synib_hf.penalties import (
+    entropy, gaussian, kl_uniform, max_probability, predicted_classes, task_loss, unimodal_anchor,
+)
 from synib_hf.views import classification_logits, concatenate_views, resolve_modality_keys
 
 from .synib_config import DEFAULT_MODALITY_KEYS, SynIBConfig, synib_changes
@@ -273,8 +275,7 @@ class SynIBTrainer(Trainer):
             columns[f"masked_max_prob_{name}"] = max_probability(view)
             columns[f"masked_entropy_{name}"] = entropy(view)
             if mode == "eval":
-                predicted = (view[:, 0] > 0).long() if view.shape[-1] == 1 else view.argmax(-1)
-                columns[f"masked_accuracy_{name}"] = (predicted == labels).float()
+                columns[f"masked_accuracy_{name}"] = (predicted_classes(view) == labels).float()
         table = torch.stack(list(columns.values()), dim=1)  # (B, K)
         if mode == "eval":  # gathered per batch so the last batch's padding is dropped
             table = self.accelerator.gather_for_metrics(table)
