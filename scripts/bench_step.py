@@ -2,6 +2,7 @@
 
     python scripts/bench_step.py --size tiny                           # CPU, seconds
     python scripts/bench_step.py --size base --batch 128 --bf16 --lora # CLIP-B/16 + DeBERTa-v3-base sizes, a GPU
+    python scripts/bench_step.py --from runs/bench_step_base.json --plot step.png   # draw saved results (matplotlib)
 
 Cases: native path with `random` masks, native with `learned` masks, generic path concatenated, generic sequential.
 Each case trains the same fusion model on the same fixed batch; rounds of plain and SynIB steps are interleaved and
@@ -47,6 +48,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per round (after one warm-up step)")
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--output", default=None, help="also write the JSON lines to this file")
+    parser.add_argument("--from", dest="saved", nargs="+", default=None, metavar="JSON_LINES",
+                        help="do not time anything: read results written by --output (for --plot)")
+    parser.add_argument("--plot", default=None, help="draw the time (and memory) ratios with the targets to this PNG")
     return parser
 
 
@@ -140,8 +144,53 @@ def time_steps(model, dataset, peft_config, overrides, args, batch):
     return timer.times[1:], peak  # the first step warms up
 
 
+TARGETS = {  # the performance issue's ceilings on a GPU (bf16, batch 128): time ratio, memory ratio
+    "native-random": (1.05, 1.02),
+    "native-learned": (1.25, None),
+    "generic-concatenated": (2.77, None),
+    "generic-sequential": (None, 1.1),
+}
+
+
+def plot(results, path) -> None:
+    """Bars of SynIB/plain ratios per case and setting, with the issue's targets as ticks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = list(dict.fromkeys(
+        f"{r['device']}, {r['size']}, batch {r['batch']}{', bf16' if r['bf16'] else ''}" for r in results))
+    cases = list(dict.fromkeys(r["case"] for r in results))
+    memory = any("memory_ratio" in r for r in results)
+    figure, axes = plt.subplots(1, 2 if memory else 1, figsize=(6 + 3 * memory + len(settings), 4), squeeze=False)
+    for axis, key, index in zip(axes[0], ("time_ratio", "memory_ratio"), (0, 1)):
+        width = 0.8 / len(settings)
+        for i, setting in enumerate(settings):
+            values = {r["case"]: r.get(key) for r in results
+                      if f"{r['device']}, {r['size']}, batch {r['batch']}{', bf16' if r['bf16'] else ''}" == setting}
+            axis.bar([c + i * width for c in range(len(cases))], [values.get(case) or 0 for case in cases], width,
+                     label=setting)
+        for c, case in enumerate(cases):
+            target = TARGETS.get(case, (None, None))[index]
+            if target:
+                axis.hlines(target, c - width / 2, c + 0.8 - width / 2, colors="black", linestyles="dashed")
+        axis.axhline(1.0, color="grey", linewidth=0.8)
+        axis.set_xticks([c + 0.4 - width / 2 for c in range(len(cases))], cases, rotation=15, fontsize=8)
+        axis.set_ylabel(f"SynIB / plain ({key.split('_')[0]})")
+        axis.legend(fontsize=7)
+    axes[0][0].set_title("step time (dashed: the issue's GPU targets)", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
 def main(argv=None) -> list:
     args = make_parser().parse_args(argv)
+    if args.saved:
+        results = [json.loads(line) for path in args.saved for line in open(path) if line.strip()]
+        if args.plot:
+            plot(results, args.plot)
+        return results
     import torch
     from transformers.utils import logging
 
@@ -174,6 +223,8 @@ def main(argv=None) -> list:
     if args.output:
         with open(args.output, "w") as f:
             f.write("\n".join(json.dumps(r) for r in results) + "\n")
+    if args.plot:
+        plot(results, args.plot)
     return results
 
 

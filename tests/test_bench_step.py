@@ -30,3 +30,13 @@ def test_gpu_script_runs_on_cpu_without_datasets_or_evaluate(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     lines = (tmp_path / "bench_step_tiny.json").read_text().splitlines()
     assert len(lines) == 4 and all(json.loads(line)["bf16"] and json.loads(line)["lora"] for line in lines)
+
+
+def test_saved_results_are_plotted_with_memory_when_a_gpu_measured_it(tmp_path):
+    row = {"case": "native-random", "size": "base", "batch": 128, "bf16": True, "device": "NVIDIA H100",
+           "time_ratio": 1.04, "memory_ratio": 1.01}
+    saved = tmp_path / "gpu.json"
+    saved.write_text(json.dumps(row) + "\n" + json.dumps({**row, "case": "generic-sequential"}) + "\n")
+    results = load_script("bench_step").main(["--from", str(saved), "--plot", str(tmp_path / "step.png")])
+    assert [r["case"] for r in results] == ["native-random", "generic-sequential"]
+    assert (tmp_path / "step.png").stat().st_size > 1000
