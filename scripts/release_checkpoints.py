@@ -3,7 +3,7 @@
     python scripts/release_checkpoints.py --organization synib-hf --endpoint https://huggingface.co
     python scripts/release_checkpoints.py --no-push --cards_dir model_cards/released     # build and render only
 
-Models: `xor-synib` (Gaussian-XOR, rarest synergy), `irony-digits-synib` (scikit-learn digits with the irony class),
+Models: `xor-synib` (Gaussian-XOR red .8 / syn .2, the authors' XOR network: the paper's setting), `irony-digits-synib` (scikit-learn digits with the irony class),
 `tiny-clip-deberta-synib` (the tiny CLIP-vision + DeBERTa-v2 LoRA demo). Each folder holds weights, config, processor
 (where there is one) and a card with the metrics measured here.
 """
@@ -31,7 +31,8 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _vector_release(name, splits, num_labels, epochs, output_dir, dataset_name):
+def _vector_release(name, splits, num_labels, epochs, output_dir, dataset_name, synib=None, model_options=None,
+                    learning_rate=1e-3):
     import numpy as np
 
     from bench_common import train_vector_model
@@ -44,9 +45,10 @@ def _vector_release(name, splits, num_labels, epochs, output_dir, dataset_name):
     data = as_datasets(splits)
     dims = {"x1": train["x1"].shape[1], "x2": train["x2"].shape[1]}
     folder = os.path.join(output_dir, name)
-    trainer = train_vector_model("SynIBTrainer", {"synib_weight": 0.1, "mask_type": "random", "mask_ratio": 0.3},
-                                 dims, num_labels, data["train"], seed=0, epochs=epochs, learning_rate=1e-3,
-                                 hidden_size=256, scratch_dir=folder)
+    synib = synib or {"synib_weight": 0.1, "mask_type": "random", "mask_ratio": 0.3}
+    trainer = train_vector_model("SynIBTrainer", synib, dims, num_labels, data["train"], seed=0, epochs=epochs,
+                                 learning_rate=learning_rate, hidden_size=256, scratch_dir=folder,
+                                 model_options=model_options)
     trainer.compute_metrics = synergy_compute_metrics(unimodal)
     metrics = trainer.evaluate(data["test"])
     trainer.save_model(folder)
@@ -58,10 +60,14 @@ def _vector_release(name, splits, num_labels, epochs, output_dir, dataset_name):
 def build(name, output_dir, quick):
     if name == "xor-synib":
         from synib_hf.data_xor import GaussianXOR
+        from synib_hf.modeling_mlp_fusion import AUTHORS_XOR_MODEL
 
-        splits = GaussianXOR(mixture=(0.0, 0.0, 0.95, 0.05), seed=0).splits()
-        return _vector_release(name, splits, 2, 2 if quick else 10, output_dir,
-                               "Gaussian-XOR red .95 syn .05 (test split)")
+        splits = GaussianXOR(mixture=(0.0, 0.0, 0.8, 0.2), seed=0).splits()
+        options = {k: v for k, v in AUTHORS_XOR_MODEL.items() if k not in ("num_labels", "hidden_size")}
+        synib = {"synib_weight": 10.0, "mask_type": "random", "mask_ratio": 0.3, "mask_fill": "shuffle"}
+        return _vector_release(name, splits, AUTHORS_XOR_MODEL["num_labels"], 2 if quick else 30, output_dir,
+                               "Gaussian-XOR red .8 syn .2 (test split)", synib=synib, model_options=options,
+                               learning_rate=3e-4)
     if name == "irony-digits-synib":
         from synib_hf.data_irony import irony_splits
 
