@@ -32,10 +32,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--lambdas", nargs="+", type=float, default=[0.01, 0.1, 1.0])
     parser.add_argument("--epochs", type=float, default=40)
+    parser.add_argument("--mask_fill", choices=["ema_noise", "shuffle", "zero"], default="ema_noise",
+                        help="what replaces masked features, for every masking method")
     return parser
 
 
-def train_and_score(method, weight, seed, epochs, data, dims, num_labels):
+def train_and_score(method, weight, seed, epochs, data, dims, num_labels, mask_fill="ema_noise"):
     """Predicted classes on the validation and test splits of one method (at λ = `weight` for SynIB)."""
     from bench_common import train_vector_model
 
@@ -43,6 +45,8 @@ def train_and_score(method, weight, seed, epochs, data, dims, num_labels):
 
     trainer_name, overrides = METHODS[method]
     overrides = {**overrides, **({"synib_weight": weight} if weight is not None else {})}
+    if "mask_type" in overrides:
+        overrides["mask_fill"] = mask_fill
     trainer = train_vector_model(trainer_name, overrides, dims, num_labels, data["train"], seed=seed, epochs=epochs,
                                  learning_rate=1e-3, hidden_size=128,
                                  scratch_dir=os.path.join("runs", "bench-irony-scratch"))
@@ -72,13 +76,14 @@ def run(args) -> list:
                     grid = args.lambdas if method.startswith("synib") else [None]
                     runs = []
                     for weight in grid:
-                        predicted = train_and_score(method, weight, seed, args.epochs, data, dims, num_labels)
+                        predicted = train_and_score(method, weight, seed, args.epochs, data, dims, num_labels,
+                                                    args.mask_fill)
                         validation = float((predicted["validation"] == splits["validation"]["labels"]).mean())
                         runs.append((validation, weight, predicted["test"]))
                     validation, weight, predicted = max(runs, key=lambda r: r[0])
                     scores = synergy_subset_scores(predicted, test["labels"], unimodal)
                     row = {
-                        "dataset": name, "rate": rate, "method": method, "seed": seed,
+                        "dataset": name, "rate": rate, "method": method, "seed": seed, "mask_fill": args.mask_fill,
                         "lambda": weight if weight is not None else METHODS[method][1]["synib_weight"],
                         "overall_acc": scores["accuracy"], "synergy_acc": scores["synergy_accuracy"],
                         "synergy_size": scores["synergy_size"], "val_acc": validation,
@@ -98,9 +103,10 @@ def markdown(rows) -> str:
         groups.setdefault((row["dataset"], row["rate"], row["method"]), []).append(row)
     methods = list(dict.fromkeys(r["method"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
+    fills = sorted({r.get("mask_fill", "ema_noise") for r in rows})
     lines = [
-        f"Test accuracy overall / synergy subset / irony class, mean ± std over seeds {seeds} (synergy subset: "
-        "examples both unimodal predictors get wrong; mean size in brackets).",
+        f"Test accuracy overall / synergy subset / irony class, mean ± std over seeds {seeds}, mask fill "
+        f"{' + '.join(fills)} (synergy subset: examples both unimodal predictors get wrong; mean size in brackets).",
         "",
         "| data set | irony rate | " + " | ".join(methods) + " |",
         "|---|---|" + "---|" * len(methods),

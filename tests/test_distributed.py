@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,12 @@ import torch
 
 
 SCRIPT = Path(__file__).with_name("ddp_train.py")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def run(command, tmp_path):
@@ -24,7 +31,8 @@ def runs(tmp_path_factory):
     single, double = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
     run([sys.executable, str(SCRIPT), str(single)], single)
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(free_port())]  # not the fixed 29500 another run may still hold
     run(launch + [str(SCRIPT), str(double)], double)
     return single, double
 
