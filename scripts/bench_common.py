@@ -6,7 +6,7 @@ import os
 
 def train_vector_model(trainer_name, overrides, dims, num_labels, train_dataset, *, seed, epochs, learning_rate,
                        hidden_size, scratch_dir, model_options=None):
-    """Train `MLPFusionForClassification` (`MLPFusionConfig(**model_options)` on top of the widths given) with
+    """Train `MLPFusionForClassification` (`MLPFusionConfig(**model_options)`, which wins over the widths given) with
     `synib_hf.<trainer_name>` and `SynIBConfig(**overrides)`; returns the trainer (quiet: no per-step printing)."""
     from transformers import PrinterCallback, set_seed
 

@@ -159,18 +159,19 @@ def plot(results, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    settings = list(dict.fromkeys(
-        f"{r['device']}, {r['size']}, batch {r['batch']}{', bf16' if r['bf16'] else ''}" for r in results))
+    def setting(r):
+        return f"{r['device']}, {r['size']}, batch {r['batch']}{', bf16' if r['bf16'] else ''}"
+
+    settings = list(dict.fromkeys(setting(r) for r in results))
     cases = list(dict.fromkeys(r["case"] for r in results))
     memory = any("memory_ratio" in r for r in results)
     figure, axes = plt.subplots(1, 2 if memory else 1, figsize=(6 + 3 * memory + len(settings), 4), squeeze=False)
     for axis, key, index in zip(axes[0], ("time_ratio", "memory_ratio"), (0, 1)):
         width = 0.8 / len(settings)
-        for i, setting in enumerate(settings):
-            values = {r["case"]: r.get(key) for r in results
-                      if f"{r['device']}, {r['size']}, batch {r['batch']}{', bf16' if r['bf16'] else ''}" == setting}
+        for i, name in enumerate(settings):
+            values = {r["case"]: r.get(key) for r in results if setting(r) == name}
             axis.bar([c + i * width for c in range(len(cases))], [values.get(case) or 0 for case in cases], width,
-                     label=setting)
+                     label=name)
         for c, case in enumerate(cases):
             target = TARGETS.get(case, (None, None))[index]
             if target:

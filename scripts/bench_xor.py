@@ -1,7 +1,7 @@
 """Gaussian-XOR synergy suite (method page §4): CE-only, modality dropout and SynIB (random 30 %, learned, oracle) on
 the paper's five mixtures, λ chosen on validation accuracy, several seeds, beside the authors' numbers.
 
-    python scripts/bench_xor.py --output_dir docs/benchmarks/xor            # the full run (~50 min on 1 CPU core)
+    python scripts/bench_xor.py --output_dir docs/benchmarks/xor            # the full run (~30 CPU-minutes)
     python scripts/bench_xor.py --quick --output_dir runs/xor-quick          # under 3 minutes
     python scripts/bench_xor.py --render a/results.json b/results.json --output_dir out   # merge runs, re-draw
 
@@ -42,10 +42,7 @@ AUTHORS = {
     "red .95 syn .05": {"ce": (0.974, 0.499), "synib_oracle": (0.994, 0.890), "synib_random": (0.978, 0.583),
                         "synib_learned": (0.975, 0.509)},
 }
-MODELS = {  # name → MLPFusionConfig options
-    "authors": None,  # filled from synib_hf.modeling_mlp_fusion.AUTHORS_XOR_MODEL in model_options()
-    "layernorm": {"num_labels": 2},
-}
+MODELS = ("authors", "layernorm")  # the --model choices; their MLPFusionConfig options: model_options()
 METHODS = {  # name → (trainer, SynIBConfig overrides); λ is searched for the SynIB methods
     "ce": ("SynIBTrainer", {"synib_weight": 0.0}),
     "dropout": ("ModalityDropoutTrainer", {"synib_weight": 1.0, "mask_type": "random", "mask_ratio": 0.3}),
@@ -59,7 +56,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", default="docs/benchmarks/xor")
     parser.add_argument("--quick", action="store_true", help="1 seed, 2 mixtures, 10 epochs, λ ∈ {1, 10}")
-    parser.add_argument("--model", choices=list(MODELS), default="authors",
+    parser.add_argument("--model", choices=MODELS, default="authors",
                         help="the network: the authors' XOR model, or MLPFusionConfig's layer-normalised default")
     parser.add_argument("--mask_fill", choices=["shuffle", "ema_noise", "zero"], default="shuffle",
                         help="what replaces masked features (every masking method); shuffle keeps them in "
@@ -79,10 +76,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def model_options(model: str) -> dict:
-    """`MLPFusionConfig` options of a `--model` choice."""
+    """`MLPFusionConfig` options of a `--model` choice (the layer-normalised default needs only its head size)."""
     from synib_hf.modeling_mlp_fusion import AUTHORS_XOR_MODEL
 
-    return dict(AUTHORS_XOR_MODEL if model == "authors" else MODELS[model])
+    return dict(AUTHORS_XOR_MODEL) if model == "authors" else {"num_labels": 2}
 
 
 def run_one(method, mixture, seed, weight, epochs, data, generator, model="authors", model_overrides=None,
@@ -104,9 +101,8 @@ def run_one(method, mixture, seed, weight, epochs, data, generator, model="autho
     if overrides.get("mask_type") == "oracle":
         overrides["oracle_coordinates"] = generator.synergy_coordinates
     options = {**model_options(model), **(model_overrides or {})}
-    trainer = train_vector_model(trainer_name, overrides, {"x1": 32, "x2": 32}, options.pop("num_labels"),
-                                 data["train"], seed=seed, epochs=epochs, learning_rate=3e-4,
-                                 hidden_size=options.pop("hidden_size", 256),
+    trainer = train_vector_model(trainer_name, overrides, {"x1": 32, "x2": 32}, options["num_labels"], data["train"],
+                                 seed=seed, epochs=epochs, learning_rate=3e-4, hidden_size=256,
                                  scratch_dir=os.path.join("runs", "bench-xor-scratch"), model_options=options)
     scores = {}
     for split, synergy_key, source_key in (("validation", "validation_synergy", "validation_source"),
@@ -144,8 +140,8 @@ def run(args) -> list:
                 grid = lambdas if method.startswith("synib") else [None]
                 runs = [(weight, run_one(method, mixture, seed, weight, epochs, data, generator, args.model,
                                          mask_fill=args.mask_fill)) for weight in grid]
-                row = {"model": args.model, "mask_fill": args.mask_fill, "mixture": mixture, "method": method, "seed": seed,
-                       "lambda": METHODS[method][1].get("synib_weight", 0.0),
+                row = {"model": args.model, "mask_fill": args.mask_fill, "mixture": mixture, "method": method,
+                       "seed": seed, "lambda": METHODS[method][1].get("synib_weight", 0.0),
                        "seconds": round(time.time() - start, 1),
                        "grid": {str(w): {"val_acc": r["validation"], "val_synergy_acc": r["validation_synergy"],
                                          "overall_acc": r["test"], "synergy_acc": r["synergy"]} for w, r in runs}}
@@ -187,8 +183,8 @@ def markdown(rows) -> str:
     fills = sorted({r.get("mask_fill", "ema_noise") for r in rows})  # rows written before `--mask_fill`: ema_noise
     lines = [
         f"Test accuracy overall / synergy slice, mean of {len(seeds)} seed(s) {seeds}, model {' + '.join(models)}, "
-        f"mask fill {' + '.join(fills)}, λ chosen by {' + '.join(selection)}; ours, then the authors' in brackets where the paper reports the "
-        "method.",
+        f"mask fill {' + '.join(fills)}, λ chosen by {' + '.join(selection)}; ours, then the authors' in brackets "
+        "where the paper reports the method.",
         "",
         "| mixture | " + " | ".join(methods) + " |",
         "|---|" + "---|" * len(methods),

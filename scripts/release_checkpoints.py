@@ -3,7 +3,8 @@
     python scripts/release_checkpoints.py --organization synib-hf --endpoint https://huggingface.co
     python scripts/release_checkpoints.py --no-push --cards_dir model_cards/released     # build and render only
 
-Models: `xor-synib` (Gaussian-XOR red .8 / syn .2, the authors' XOR network: the paper's setting), `irony-digits-synib` (scikit-learn digits with the irony class),
+Models: `xor-synib` (Gaussian-XOR red .8 / syn .2, the authors' XOR network: the paper's setting),
+`irony-digits-synib` (scikit-learn digits with the irony class),
 `tiny-clip-deberta-synib` (the tiny CLIP-vision + DeBERTa-v2 LoRA demo). Each folder holds weights, config, processor
 (where there is one) and a card with the metrics measured here.
 """
@@ -63,10 +64,9 @@ def build(name, output_dir, quick):
         from synib_hf.modeling_mlp_fusion import AUTHORS_XOR_MODEL
 
         splits = GaussianXOR(mixture=(0.0, 0.0, 0.8, 0.2), seed=0).splits()
-        options = {k: v for k, v in AUTHORS_XOR_MODEL.items() if k not in ("num_labels", "hidden_size")}
         synib = {"synib_weight": 10.0, "mask_type": "random", "mask_ratio": 0.3, "mask_fill": "shuffle"}
         return _vector_release(name, splits, AUTHORS_XOR_MODEL["num_labels"], 2 if quick else 30, output_dir,
-                               "Gaussian-XOR red .8 syn .2 (test split)", synib=synib, model_options=options,
+                               "Gaussian-XOR red .8 syn .2 (test split)", synib=synib, model_options=AUTHORS_XOR_MODEL,
                                learning_rate=3e-4)
     if name == "irony-digits-synib":
         from synib_hf.data_irony import irony_splits

@@ -34,7 +34,8 @@ def test_one_logit_head_round_trips_through_the_auto_classes(tmp_path):
     assert loaded.config.num_labels == 1 and loaded.config.fusion_hidden_sizes == [8, 4]
     assert loaded.config.encoder_output_activation and not loaded.config.normalize_features
     inputs = {"x1": torch.randn(3, 6), "x2": torch.randn(3, 6)}
-    model.eval(), loaded.eval()
+    model.eval()
+    loaded.eval()
     torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits, rtol=0, atol=0)
     assert loaded.logvar.in_features == 4  # the logvar head reads the last fusion layer
 
