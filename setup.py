@@ -1,7 +1,7 @@
 import re
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 
 HERE = Path(__file__).parent
@@ -37,7 +37,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["synib_hf", "synib_hf.trainers", "synib_hf.model_cards"],
+    packages=[*find_packages(include=["synib_hf", "synib_hf.*"]), "synib_hf.trainers", "synib_hf.model_cards"],
     package_dir={"synib_hf": "synib_hf", "synib_hf.trainers": "trainers", "synib_hf.model_cards": "model_cards"},
     package_data={"synib_hf.model_cards": ["*.md"], "synib_hf": ["metrics/*/*.py"]},
     include_package_data=True,

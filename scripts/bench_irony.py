@@ -56,7 +56,7 @@ def train_and_score(method, weight, seed, epochs, data, dims, num_labels, mask_f
 def run(args) -> list:
     from transformers.utils import logging
 
-    from synib_hf.data_irony import as_datasets, irony_splits
+    from synib_hf.data.irony import as_datasets, irony_splits
     from synib_hf.synergy import synergy_subset_scores, train_unimodal_predictors
 
     logging.set_verbosity_error()

@@ -77,7 +77,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def model_options(model: str) -> dict:
     """`MLPFusionConfig` options of a `--model` choice (the layer-normalised default needs only its head size)."""
-    from synib_hf.modeling_mlp_fusion import AUTHORS_XOR_MODEL
+    from synib_hf.models.mlp_fusion import AUTHORS_XOR_MODEL
 
     return dict(AUTHORS_XOR_MODEL) if model == "authors" else {"num_labels": 2}
 
@@ -119,7 +119,7 @@ def run_one(method, mixture, seed, weight, epochs, data, generator, model="autho
 def run(args) -> list:
     from transformers.utils import logging
 
-    from synib_hf.data_xor import GaussianXOR
+    from synib_hf.data.xor import GaussianXOR
 
     logging.set_verbosity_error()
     mixtures = args.mixtures or (["red .8 syn .2", "red .95 syn .05"] if args.quick else list(MIXTURES))

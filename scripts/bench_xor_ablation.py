@@ -53,7 +53,7 @@ def main(argv=None) -> list:
     from transformers.utils import logging
 
     from bench_xor import MIXTURES, run_one
-    from synib_hf.data_xor import GaussianXOR
+    from synib_hf.data.xor import GaussianXOR
 
     logging.set_verbosity_error()
     rows = []

@@ -37,7 +37,7 @@ def _vector_release(name, splits, num_labels, epochs, output_dir, dataset_name, 
     import numpy as np
 
     from bench_common import train_vector_model
-    from synib_hf.data_irony import as_datasets
+    from synib_hf.data.irony import as_datasets
     from synib_hf.synergy import synergy_compute_metrics, train_unimodal_predictors
 
     train, test = splits["train"], splits["test"]
@@ -60,8 +60,8 @@ def _vector_release(name, splits, num_labels, epochs, output_dir, dataset_name, 
 
 def build(name, output_dir, quick):
     if name == "xor-synib":
-        from synib_hf.data_xor import GaussianXOR
-        from synib_hf.modeling_mlp_fusion import AUTHORS_XOR_MODEL
+        from synib_hf.data.xor import GaussianXOR
+        from synib_hf.models.mlp_fusion import AUTHORS_XOR_MODEL
 
         splits = GaussianXOR(mixture=(0.0, 0.0, 0.8, 0.2), seed=0).splits()
         synib = {"synib_weight": 10.0, "mask_type": "random", "mask_ratio": 0.3, "mask_fill": "shuffle"}
@@ -69,7 +69,7 @@ def build(name, output_dir, quick):
                                "Gaussian-XOR red .8 syn .2 (test split)", synib=synib, model_options=AUTHORS_XOR_MODEL,
                                learning_rate=3e-4)
     if name == "irony-digits-synib":
-        from synib_hf.data_irony import irony_splits
+        from synib_hf.data.irony import irony_splits
 
         splits = irony_splits("digits", rate=0.3, seed=0)
         return _vector_release(name, splits, 11, 3 if quick else 40, output_dir,

@@ -36,7 +36,7 @@ def main(argv=None) -> dict:
     from transformers.utils import logging
 
     from synib_hf import MLPFusionConfig, MLPFusionForClassification, SynIBConfig, SynIBTrainer, predicted_classes
-    from synib_hf.data_xor import GaussianXOR
+    from synib_hf.data.xor import GaussianXOR
 
     logging.set_verbosity_error()
     mixture = tuple(float(p) for p in args.mixture.split(","))

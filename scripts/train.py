@@ -133,7 +133,7 @@ def main(argv=None):
     from transformers import set_seed
 
     from synib_hf import ImageTextCollator, SynIBTrainer, lora_config_for, predicted_classes
-    from synib_hf.data_hateful_memes import load_hateful_memes, write_memes_fixture
+    from synib_hf.data.hateful_memes import load_hateful_memes, write_memes_fixture
 
     if training_args.remove_unused_columns:
         raise ValueError(

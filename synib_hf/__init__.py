@@ -1,22 +1,36 @@
 """synib-hf: SynIB (Synergistic Information Bottleneck) for the Hugging Face stack.
 
-The core (masking, penalties, models, metrics, data) imports without `datasets` or `evaluate`; `SynIBConfig` and
-`SynIBTrainer` live in `synib_hf.trainers` and are re-exported here lazily, so `import synib_hf` stays light and the
-core never imports the trainers.
+Layout (dependencies point one way: scripts → `synib_hf.trainers` → this package's core; models and data depend on
+the core, never the reverse):
+
+* the method's core, flat here: `masking` (masking operators and fills), `learned_mask`, `penalties` (Ω and the task
+  loss), `native` (the protocol of models whose masked views re-run only a fusion head), `views` (the generic path's
+  plumbing);
+* `models/` — models implementing the native protocol, in transformers' layout (`fusion/`, `mlp_fusion/`) and their
+  LoRA presets (`models/lora.py`);
+* `data/` — data sets (`xor`, `irony`, `hateful_memes`);
+* evaluation and the Hub: `synergy` (synergy-subset evaluation), `metrics/` (the `evaluate` module), `model_card`.
+
+The core imports without `datasets` or `evaluate`; `SynIBConfig` and the trainers live in `synib_hf.trainers` and are
+re-exported here lazily, so `import synib_hf` stays light and the core never imports the trainers.
 """
 
 __version__ = "0.1.0"
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoProcessor
 
-from .configuration_fusion import FusionConfig
-from .lora import lora_config_for
 from .masking import FeatureMasker, InputMasker, MaskRandomness, MaskSpec, TokenIds
-from .modeling_fusion import FusionForSequenceClassification
-from .modeling_mlp_fusion import MLPFusionConfig, MLPFusionForClassification
+from .models import (
+    FusionConfig,
+    FusionForSequenceClassification,
+    FusionProcessor,
+    ImageTextCollator,
+    MLPFusionConfig,
+    MLPFusionForClassification,
+    lora_config_for,
+)
 from .native import SynIBModelOutput, SynIBNativeMixin
 from .penalties import entropy, gaussian, kl_uniform, max_probability, predicted_classes, unimodal_anchor
-from .processing_fusion import FusionProcessor, ImageTextCollator
 
 
 # After `import synib_hf`, the Auto classes load SynIB checkpoints.

@@ -22,7 +22,7 @@ def test_quick_mode_writes_rows_table_and_plot(tmp_path):
 def test_synib_beats_ce_on_the_synergy_slice_by_a_wide_margin():
     """Reduced XOR (the authors' network, red .8 / syn .2, 10 epochs, 2 seeds, shuffle fill): CE-only stays near
     chance on the synergy slice (measured 0.53 / 0.50), SynIB with random masks recovers it (0.97 / 0.96)."""
-    from synib_hf.data_xor import GaussianXOR
+    from synib_hf.data.xor import GaussianXOR
 
     bench = load_script("bench_xor")
     gaps = []
@@ -63,7 +63,7 @@ def test_ablation_script_changes_one_option_at_a_time(tmp_path):
 
 
 def test_benchmark_training_is_deterministic_including_the_initial_weights(tmp_path):
-    from synib_hf.data_xor import GaussianXOR
+    from synib_hf.data.xor import GaussianXOR
 
     common = load_script("bench_common")
     train = GaussianXOR(mixture=(0.0, 0.0, 0.8, 0.2), seed=0, n_train=200).datasets()["train"].remove_columns("source")

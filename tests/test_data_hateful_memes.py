@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from synib_hf.data_hateful_memes import load_hateful_memes, write_memes_fixture
+from synib_hf.data.hateful_memes import load_hateful_memes, write_memes_fixture
 
 
 @pytest.fixture

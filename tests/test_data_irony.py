@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from synib_hf.data_irony import add_irony, irony_splits, two_view_digits
+from synib_hf.data.irony import add_irony, irony_splits, two_view_digits
 
 
 def test_irony_count_labels_and_donors():

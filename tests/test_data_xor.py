@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from synib_hf.data_xor import GaussianXOR
+from synib_hf.data.xor import GaussianXOR
 
 
 def test_deterministic_and_seeded():

@@ -6,7 +6,7 @@ from transformers import Trainer, TrainingArguments
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from synib_hf import SynIBConfig, SynIBTrainer
-from synib_hf.data_xor import GaussianXOR
+from synib_hf.data.xor import GaussianXOR
 from tiny_models import CLIPWithHead, as_dataset, image_text_rows, layoutlmv3, mlp_fusion, tiny_tokenizer, vector_xor
 
 

@@ -7,7 +7,7 @@ from transformers import AutoModelForSequenceClassification, AutoProcessor
 
 import synib_hf  # noqa: F401  (registers the Auto classes)
 from synib_hf import FusionForSequenceClassification, FusionProcessor, ImageTextCollator
-from synib_hf.data_hateful_memes import load_hateful_memes
+from synib_hf.data.hateful_memes import load_hateful_memes
 from scripts_loader import SCRIPTS, load_script
 
 

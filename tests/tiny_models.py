@@ -14,7 +14,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from synib_hf.modeling_mlp_fusion import MLPFusionConfig, MLPFusionForClassification
+from synib_hf.models.mlp_fusion import MLPFusionConfig, MLPFusionForClassification
 
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -120,7 +120,7 @@ def tiny_fusion_config(**overrides):
     """CLIP-vision (ModelTester sizes: image 30, patch 2, hidden 32, 2 layers, 4 heads) + DeBERTa-v2, tiny."""
     from transformers import CLIPVisionConfig, DebertaV2Config
 
-    from synib_hf.configuration_fusion import FusionConfig
+    from synib_hf.models.fusion import FusionConfig
 
     config = dict(
         vision_config=CLIPVisionConfig(image_size=IMAGE_SIZE, patch_size=2, hidden_size=32, intermediate_size=37,
@@ -137,7 +137,7 @@ def tiny_fusion_config(**overrides):
 
 
 def tiny_fusion(seed: int = 0, **overrides):
-    from synib_hf.modeling_fusion import FusionForSequenceClassification
+    from synib_hf.models.fusion import FusionForSequenceClassification
 
     torch.manual_seed(seed)
     return FusionForSequenceClassification(tiny_fusion_config(**overrides))
@@ -160,7 +160,7 @@ def tiny_deberta_tokenizer():
 def tiny_fusion_processor():
     from transformers import CLIPImageProcessorPil
 
-    from synib_hf.processing_fusion import FusionProcessor
+    from synib_hf.models.fusion import FusionProcessor
 
     image_processor = CLIPImageProcessorPil(size={"shortest_edge": IMAGE_SIZE},
                                             crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})

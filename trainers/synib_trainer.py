@@ -68,7 +68,7 @@ class SynIBTrainer(Trainer):
                 "TrainingArguments subclass: rename TrainingArguments to SynIBConfig and add the SynIB fields."
             )
         if peft_config is not None:
-            from synib_hf.lora import wrap_with_peft
+            from synib_hf.models.lora import wrap_with_peft
 
             model = wrap_with_peft(model, peft_config)
         super().__init__(model=model, args=args, processing_class=processing_class, **kwargs)

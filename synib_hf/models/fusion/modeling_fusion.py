@@ -10,7 +10,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from .configuration_fusion import FusionConfig
-from .native import SynIBModelOutput, SynIBNativeMixin
+from ...native import SynIBModelOutput, SynIBNativeMixin
 
 
 def _pool(outputs, pooling: str, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:

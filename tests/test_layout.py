@@ -1,0 +1,67 @@
+"""Dependencies point one way: scripts → `synib_hf.trainers` → the core; models and data depend on the core, never
+the reverse (checked on the import statements of every module, so a new upward import fails here)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "synib_hf"
+
+
+def imported_modules(path: Path, package: str) -> set:
+    """Absolute names of the synib_hf modules `path` imports (relative imports resolved against `package`)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            names.add(module)
+            names |= {f"{module}.{alias.name}" for alias in node.names}
+    return {name for name in names if name.startswith("synib_hf")}
+
+
+def package_of(path: Path, root: Path, name: str) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join([name, *parts[:-1]]) if parts[-1] != "__init__" else ".".join([name, *parts[:-1]])
+
+
+def modules(root: Path, name: str):
+    for path in sorted(root.rglob("*.py")):
+        yield path, package_of(path, root, name)
+
+
+CORE = [p for p in PACKAGE.glob("*.py") if p.name != "__init__.py"]
+
+
+@pytest.mark.parametrize("path", CORE, ids=lambda p: p.name)
+def test_core_imports_no_model_data_or_trainer(path):
+    upward = {m for m in imported_modules(path, "synib_hf")
+              if m.startswith(("synib_hf.models", "synib_hf.data", "synib_hf.trainers"))}
+    assert not upward, f"{path.name} imports {sorted(upward)}: the core must not depend on models, data or trainers"
+
+
+@pytest.mark.parametrize("folder", ["models", "data"])
+def test_models_and_data_never_import_trainers(folder):
+    for path, package in modules(PACKAGE / folder, f"synib_hf.{folder}"):
+        upward = {m for m in imported_modules(path, package) if m.startswith("synib_hf.trainers")}
+        assert not upward, f"{path} imports {sorted(upward)}"
+
+
+def test_data_and_models_do_not_import_each_other():
+    for folder, other in (("models", "synib_hf.data"), ("data", "synib_hf.models")):
+        for path, package in modules(PACKAGE / folder, f"synib_hf.{folder}"):
+            assert not {m for m in imported_modules(path, package) if m.startswith(other)}, path
+
+
+def test_imports_resolve_relative_paths():
+    """The checker itself: a relative import two levels up is seen as the absolute module it names."""
+    path = PACKAGE / "models" / "fusion" / "modeling_fusion.py"
+    assert "synib_hf.native" in imported_modules(path, "synib_hf.models.fusion")
