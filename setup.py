@@ -39,8 +39,9 @@ setup(
     python_requires=">=3.10",
     packages=[*find_packages(include=["synib_hf", "synib_hf.*"]), "synib_hf.trainers", "synib_hf.model_cards"],
     package_dir={"synib_hf": "synib_hf", "synib_hf.trainers": "trainers", "synib_hf.model_cards": "model_cards"},
-    package_data={"synib_hf.model_cards": ["*.md"], "synib_hf": ["metrics/*/*.py"]},
+    package_data={"synib_hf.model_cards": ["*.md"], "synib_hf": ["metrics/*/*.py", "cli/recipes/*.yaml"]},
     include_package_data=True,
     install_requires=REQUIRED,
     extras_require=EXTRAS,
+    entry_points={"console_scripts": ["synib-hf = synib_hf.cli.main:main"]},
 )

@@ -39,7 +39,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def train_and_score(method, weight, seed, epochs, data, dims, num_labels, mask_fill="ema_noise"):
     """Predicted classes on the validation and test splits of one method (at λ = `weight` for SynIB)."""
-    from bench_common import train_vector_model
+    from synib_hf.cli.vector import train_vector_model
 
     from synib_hf import predicted_classes
 
@@ -48,8 +48,7 @@ def train_and_score(method, weight, seed, epochs, data, dims, num_labels, mask_f
     if "mask_type" in overrides:
         overrides["mask_fill"] = mask_fill
     trainer = train_vector_model(trainer_name, overrides, dims, num_labels, data["train"], seed=seed, epochs=epochs,
-                                 learning_rate=1e-3, hidden_size=128,
-                                 scratch_dir=os.path.join("runs", "bench-irony-scratch"))
+                                 learning_rate=1e-3, hidden_size=128)
     return {split: predicted_classes(trainer.predict(data[split]).predictions) for split in ("validation", "test")}
 
 

@@ -120,13 +120,16 @@ def mask_tokenizer():
 
 
 def time_steps(model, dataset, peft_config, overrides, args, batch):
+    import tempfile
+
     import torch
     from transformers import PrinterCallback, default_data_collator
 
     from synib_hf import SynIBConfig, SynIBTrainer
 
+    scratch = tempfile.TemporaryDirectory(prefix="synib-bench-step-")  # nothing is saved; removed when timing ends
     config = SynIBConfig(
-        output_dir="runs/bench-step-scratch", report_to="none", save_strategy="no", logging_strategy="no",
+        output_dir=scratch.name, report_to="none", save_strategy="no", logging_strategy="no",
         disable_tqdm=True, per_device_train_batch_size=batch, max_steps=args.steps + 1, learning_rate=1e-5,
         bf16=args.bf16, use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=False,
         remove_unused_columns=False, seed=0, **overrides,
@@ -141,6 +144,7 @@ def time_steps(model, dataset, peft_config, overrides, args, batch):
     peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
     if peft_config is not None:
         trainer.model.unload()  # give the next case the bare base model back
+    scratch.cleanup()
     return timer.times[1:], peak  # the first step warms up
 
 

@@ -88,7 +88,7 @@ def run_one(method, mixture, seed, weight, epochs, data, generator, model="autho
     `model_overrides` changes single `MLPFusionConfig` options of the `model` choice (the ablation script)."""
     import numpy as np
 
-    from bench_common import train_vector_model
+    from synib_hf.cli.vector import train_vector_model
 
     from synib_hf import predicted_classes
 
@@ -102,8 +102,7 @@ def run_one(method, mixture, seed, weight, epochs, data, generator, model="autho
         overrides["oracle_coordinates"] = generator.synergy_coordinates
     options = {**model_options(model), **(model_overrides or {})}
     trainer = train_vector_model(trainer_name, overrides, {"x1": 32, "x2": 32}, options["num_labels"], data["train"],
-                                 seed=seed, epochs=epochs, learning_rate=3e-4, hidden_size=256,
-                                 scratch_dir=os.path.join("runs", "bench-xor-scratch"), model_options=options)
+                                 seed=seed, epochs=epochs, learning_rate=3e-4, hidden_size=256, model_options=options)
     scores = {}
     for split, synergy_key, source_key in (("validation", "validation_synergy", "validation_source"),
                                            ("test", "synergy", "source")):

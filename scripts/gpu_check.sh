@@ -2,12 +2,13 @@
 # The GPU check of the step benchmark: every base-size case (CLIP-B/16 + DeBERTa-v3-base sizes, random weights,
 # LoRA, bf16, batch 128) on one GPU, in under 5 minutes, with only torch, transformers, peft and accelerate installed
 # (synib_hf is imported from this checkout; it needs neither datasets nor evaluate). Writes $OUT/bench_step_base.json.
-# SIZE/BATCH/ROUNDS/STEPS override the defaults (the test suite runs it with SIZE=tiny on the CPU).
+# SIZE/BATCH/ROUNDS/STEPS override the defaults (the test suite runs it with SIZE=tiny on the CPU); PYTHON names the
+# interpreter (default: python3 from PATH; the tests pass their own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs}"
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU visible"
-PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" python scripts/bench_step.py \
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" scripts/bench_step.py \
   --size "${SIZE:-base}" --batch "${BATCH:-128}" --bf16 --lora \
   --rounds "${ROUNDS:-2}" --steps "${STEPS:-5}" --output "$OUT/bench_step_${SIZE:-base}.json"

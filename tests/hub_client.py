@@ -16,7 +16,6 @@ from synib_hf import SynIBConfig, SynIBTrainer, lora_config_for  # noqa: E402
 from tiny_models import as_dataset, fusion_rows, tiny_fusion, tiny_fusion_processor  # noqa: E402
 
 
-SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
 FULL, BASE, LORA = "synib-org/fusion-full", "synib-org/fusion-base", "synib-org/fusion-lora"
 LORA_BY_TRAINER = "synib-org/fusion-lora-trainer"
 
@@ -55,7 +54,7 @@ def push(out):
     # LoRA: the base goes up first, then the adapters name it, so one from_pretrained call loads both
     base = tiny_fusion()
     base.save_pretrained(os.path.join(work, "base"))
-    run_script("push_to_hub.py", os.path.join(work, "base"), "--repo-id", BASE)
+    push_command(os.path.join(work, "base"), "--repo-id", BASE)
     lora = SynIBTrainer(model=base, args=SynIBConfig(output_dir=os.path.join(work, "lora"), report_to="none",
                                                      use_cpu=True, max_steps=2, per_device_train_batch_size=4,
                                                      learning_rate=5e-2, disable_tqdm=True, save_strategy="no",
@@ -67,12 +66,12 @@ def push(out):
     final = os.path.join(work, "lora", "final")
     lora.model.save_pretrained(final)  # not save_model: with push_to_hub=True that would push a second commit
     lora.create_model_card(output_dir=final)
-    run_script("push_to_hub.py", os.path.join(work, "lora", "final"), "--repo-id", LORA, "--base-model", BASE)
+    push_command(os.path.join(work, "lora", "final"), "--repo-id", LORA, "--base-model", BASE)
     return {"full": logits(trainer.model), "lora": logits(lora.model), "metrics": metrics}
 
 
-def run_script(name, *argv):
-    subprocess.run([sys.executable, os.path.join(SCRIPTS, name), *argv], check=True)
+def push_command(*argv):
+    subprocess.run([sys.executable, "-m", "synib_hf", "push", *argv], check=True)
 
 
 def download(out):

@@ -1,6 +1,7 @@
 import json
 import os
 import subprocess
+import sys
 
 from scripts_loader import SCRIPTS, load_script
 
@@ -23,7 +24,7 @@ def test_gpu_script_runs_on_cpu_without_datasets_or_evaluate(tmp_path):
     blocker.mkdir()
     # as if not installed: find_spec() answers None and `import` raises ImportError
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['datasets'] = None\nsys.modules['evaluate'] = None\n")
-    env = {**os.environ, "OUT": str(tmp_path), "SIZE": "tiny", "BATCH": "4", "ROUNDS": "1", "STEPS": "1",
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "SIZE": "tiny", "BATCH": "4", "ROUNDS": "1", "STEPS": "1",
            "PYTHONPATH": str(blocker)}
     result = subprocess.run(["bash", str(SCRIPTS / "gpu_check.sh")], env=env, capture_output=True, text=True,
                             timeout=600)

@@ -65,13 +65,13 @@ def test_ablation_script_changes_one_option_at_a_time(tmp_path):
 def test_benchmark_training_is_deterministic_including_the_initial_weights(tmp_path):
     from synib_hf.data.xor import GaussianXOR
 
-    common = load_script("bench_common")
+    from synib_hf.cli.vector import train_vector_model
+
     train = GaussianXOR(mixture=(0.0, 0.0, 0.8, 0.2), seed=0, n_train=200).datasets()["train"].remove_columns("source")
     weights = []
     for _ in range(2):
-        trainer = common.train_vector_model("SynIBTrainer", {"synib_weight": 1.0}, {"x1": 32, "x2": 32}, 1, train,
-                                            seed=3, epochs=1, learning_rate=3e-4, hidden_size=16,
-                                            scratch_dir=str(tmp_path))
+        trainer = train_vector_model("SynIBTrainer", {"synib_weight": 1.0}, {"x1": 32, "x2": 32}, 1, train, seed=3,
+                                     epochs=1, learning_rate=3e-4, hidden_size=16)
         weights.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key

@@ -11,7 +11,6 @@ from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from hub_server import LocalHub
-from scripts_loader import SCRIPTS
 
 
 HERE = Path(__file__).parent
@@ -86,7 +85,7 @@ def test_card_parses_validates_and_reports_the_evaluation(round_trip, hub):
 
 
 def push_script(args, hub, home, check=True):
-    return run([SCRIPTS / "push_to_hub.py", *args], hub, home, check)
+    return run(["-m", "synib_hf", "push", *args], hub, home, check)
 
 
 @pytest.fixture

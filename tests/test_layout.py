@@ -1,5 +1,6 @@
-"""Dependencies point one way: scripts → `synib_hf.trainers` → the core; models and data depend on the core, never
-the reverse (checked on the import statements of every module, so a new upward import fails here)."""
+"""Dependencies point one way: scripts and the `synib-hf` command (`synib_hf.cli`) → `synib_hf.trainers` → the core;
+models and data depend on the core, never the reverse (checked on the import statements of every module, so a new
+upward import fails here)."""
 
 import ast
 from pathlib import Path
@@ -38,21 +39,26 @@ def modules(root: Path, name: str):
         yield path, package_of(path, root, name)
 
 
-CORE = [p for p in PACKAGE.glob("*.py") if p.name != "__init__.py"]
+CORE = [p for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]  # the facade and `python -m`
 
 
 @pytest.mark.parametrize("path", CORE, ids=lambda p: p.name)
 def test_core_imports_no_model_data_or_trainer(path):
     upward = {m for m in imported_modules(path, "synib_hf")
-              if m.startswith(("synib_hf.models", "synib_hf.data", "synib_hf.trainers"))}
+              if m.startswith(("synib_hf.models", "synib_hf.data", "synib_hf.trainers", "synib_hf.cli"))}
     assert not upward, f"{path.name} imports {sorted(upward)}: the core must not depend on models, data or trainers"
 
 
 @pytest.mark.parametrize("folder", ["models", "data"])
-def test_models_and_data_never_import_trainers(folder):
+def test_models_and_data_never_import_trainers_or_the_command(folder):
     for path, package in modules(PACKAGE / folder, f"synib_hf.{folder}"):
-        upward = {m for m in imported_modules(path, package) if m.startswith("synib_hf.trainers")}
+        upward = {m for m in imported_modules(path, package) if m.startswith(("synib_hf.trainers", "synib_hf.cli"))}
         assert not upward, f"{path} imports {sorted(upward)}"
+
+
+def test_trainers_never_import_the_command():
+    for path, package in modules(ROOT / "trainers", "synib_hf.trainers"):
+        assert not {m for m in imported_modules(path, package) if m.startswith("synib_hf.cli")}, path
 
 
 def test_data_and_models_do_not_import_each_other():

@@ -1,10 +1,9 @@
-"""`scripts/release_checkpoints.py --endpoint <local server>` releases the reference models, loadable by repo id."""
+"""`synib-hf release --endpoint <local server>` releases the reference models, loadable by repo id."""
 
 import subprocess
 import sys
 
 from hub_server import LocalHub
-from scripts_loader import SCRIPTS
 from test_hub import client_env
 
 
@@ -22,7 +21,7 @@ for name in ("xor-synib", "irony-digits-synib", "tiny-clip-deberta-synib"):
 def test_release_pushes_every_reference_model_loadable_by_repo_id(tmp_path):
     with LocalHub() as hub:
         release = subprocess.run(
-            [sys.executable, str(SCRIPTS / "release_checkpoints.py"), "--quick", "--organization", "synib-org",
+            [sys.executable, "-m", "synib_hf", "release", "--quick", "--organization", "synib-org",
              "--endpoint", hub.url, "--output_dir", str(tmp_path / "release")],
             env=client_env(hub, tmp_path / "cache-1"), capture_output=True, text=True, timeout=900)
         assert release.returncode == 0, release.stderr[-3000:]

@@ -2,12 +2,11 @@ import json
 
 import pytest
 
-from scripts_loader import load_script
+from synib_hf.cli.demo import demo
 
 
 def test_synergy_demo_prints_both_runs_and_saves_a_checkpoint_with_a_card(tmp_path, capsys):
-    demo = load_script("synergy_demo")
-    results = demo.main(["--output_dir", str(tmp_path), "--epochs", "1", "--mask_type", "random"])
+    results = demo(["--output_dir", str(tmp_path), "--epochs", "1", "--mask_type", "random"])
     printed = capsys.readouterr().out
     assert "plain" in printed and "SynIB" in printed and "synergy slice" in printed
     assert set(results) == {"plain", "synib"} and 0 <= results["synib"]["synergy slice"] <= 1

@@ -1,0 +1,221 @@
+"""`synib-hf train`: fine-tune a vision + text fusion model (CLIP + DeBERTa by default) with SynIB, from one recipe.
+
+    synib-hf train tiny                                  # a shipped recipe by name: offline, ~10 s on 2 CPU cores
+    synib-hf train my_recipe.yaml --synib_weight 1.0     # a recipe file, with overrides
+    synib-hf train --help                                # every option
+
+Writes to `output_dir`: the model (LoRA merged into the weights; the adapters alone in `adapter/`), its processor,
+its model card and `test_results.json`, loadable with `AutoModelForSequenceClassification.from_pretrained` after
+`import synib_hf`. Safe under `accelerate launch`: the data fixture and the tiny tokenizer are made once, on the main
+process, and every file is written once.
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .arguments import expand_recipe
+
+
+@dataclass
+class ScriptArguments:
+    data_dir: str = field(
+        metadata={"help": "Hateful Memes folder: img/ plus train.jsonl, dev_seen.jsonl and test_seen.jsonl."}
+    )
+    make_fixture: bool = field(
+        default=False,
+        metadata={"help": "First write a small synthetic data set in that format into data_dir (offline runs)."},
+    )
+    fixture_rows: int = field(default=64, metadata={"help": "Rows per split of the synthetic data set."})
+    max_length: int = field(default=64, metadata={"help": "Captions are truncated to this many tokens."})
+
+
+@dataclass
+class ModelArguments:
+    vision_model_name_or_path: str = field(
+        default="openai/clip-vit-base-patch32", metadata={"help": "Vision tower: a Hub id or a local folder."}
+    )
+    text_model_name_or_path: str = field(
+        default="microsoft/deberta-v3-base", metadata={"help": "Text tower: a Hub id or a local folder."}
+    )
+    tiny_towers: bool = field(
+        default=False,
+        metadata={
+            "help": "Build tiny random CLIP-vision and DeBERTa-v2 towers from configs and train a tiny tokenizer "
+            "on the training captions, instead of loading the two checkpoints (offline smoke runs)."
+        },
+    )
+    projection_dim: int = field(default=256, metadata={"help": "Width of each projected modality feature."})
+    fusion_hidden_size: int = field(default=512, metadata={"help": "Hidden width of the fusion MLP."})
+    image_size: Optional[int] = field(default=None, metadata={"help": "Resize/crop images to this size (tiny towers)."})
+    use_lora: bool = field(default=False, metadata={"help": "Train LoRA adapters on the towers instead of full weights."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_towers: list[str] = field(
+        default_factory=lambda: ["vision", "text"],
+        metadata={"help": "Towers that get adapters.", "choices": ["vision", "text"]},
+    )
+
+
+def train_tiny_processor(model_args, captions):
+    """A CLIP image processor and a DeBERTa-v2 tokenizer trained on the captions (not deterministic across processes:
+    train it once, on the main process, and load it elsewhere)."""
+    from transformers import CLIPImageProcessorPil, DebertaV2Tokenizer
+
+    from synib_hf import FusionProcessor
+
+    size = model_args.image_size or 32
+    tokenizer = DebertaV2Tokenizer().train_new_from_iterator(captions, vocab_size=256)
+    return FusionProcessor(
+        image_processor=CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size}),
+        tokenizer=tokenizer,
+    )
+
+
+def build_tiny(script_args, model_args, processor):
+    from transformers import CLIPVisionConfig, DebertaV2Config
+
+    from synib_hf import FusionConfig, FusionForSequenceClassification
+
+    size, tokenizer = model_args.image_size or 32, processor.tokenizer
+    config = FusionConfig(
+        vision_config=CLIPVisionConfig(image_size=size, patch_size=4, hidden_size=32, intermediate_size=37,
+                                       num_hidden_layers=2, num_attention_heads=4),
+        text_config=DebertaV2Config(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=4, intermediate_size=37,
+                                    max_position_embeddings=script_args.max_length, pad_token_id=tokenizer.pad_token_id),
+        projection_dim=model_args.projection_dim,
+        fusion_hidden_size=model_args.fusion_hidden_size,
+        text_pooling="mean",  # random tiny towers: a mean over tokens keeps every word's signal
+    )
+    return FusionForSequenceClassification(config)
+
+
+def build_pretrained(model_args):
+    from transformers import AutoImageProcessor, AutoTokenizer
+
+    from synib_hf import FusionForSequenceClassification, FusionProcessor
+
+    model = FusionForSequenceClassification.from_vision_text_pretrained(
+        model_args.vision_model_name_or_path,
+        model_args.text_model_name_or_path,
+        projection_dim=model_args.projection_dim,
+        fusion_hidden_size=model_args.fusion_hidden_size,
+    )
+    processor = FusionProcessor(
+        image_processor=AutoImageProcessor.from_pretrained(model_args.vision_model_name_or_path),
+        tokenizer=AutoTokenizer.from_pretrained(model_args.text_model_name_or_path),
+    )
+    return model, processor
+
+
+def make_parser():
+    """`HfArgumentParser` over the script, model and SynIB arguments: the recipe first, then the SynIB fields, then the
+    inherited `TrainingArguments` fields."""
+    from synib_hf import SynIBConfig
+
+    from .arguments import SynIBArgumentParser
+
+    return SynIBArgumentParser(
+        (ScriptArguments, ModelArguments, SynIBConfig),
+        prog="synib-hf train",
+        description="Fine-tune a vision + text fusion model with SynIB. RECIPE is a YAML/JSON file (or the name of a "
+        "shipped recipe: tiny, hateful_memes_clip_deberta_lora) whose keys are the options below; options given on "
+        "the command line override it.",
+    )
+
+
+def parse(argv=None) -> tuple:
+    """`(script_args, model_args, training_args)` from a recipe and options (see `make_parser`)."""
+    parser = make_parser()
+    return tuple(parser.parse_args_into_dataclasses(expand_recipe(parser, argv))[:3])
+
+
+def train(argv=None):
+    """Train, evaluate on the test split, save; returns `(test metrics, the trained model as saved)`."""
+    return run(*parse(argv))
+
+
+def run(script_args, model_args, training_args):
+    """`train` on parsed arguments."""
+    from transformers import set_seed
+
+    from synib_hf import FusionProcessor, ImageTextCollator, SynIBTrainer, lora_config_for, predicted_classes
+    from synib_hf.data.hateful_memes import load_hateful_memes, write_memes_fixture
+
+    if training_args.remove_unused_columns:
+        raise ValueError(
+            "The image/text collator reads the raw 'image' and 'text' columns, which remove_unused_columns would drop: "
+            "set remove_unused_columns: false in the recipe."
+        )
+    output_dir = training_args.output_dir
+    # The fixture and the tiny tokenizer (whose trainer is not deterministic across processes) are made once, on the
+    # main process; the others wait, then read what it wrote.
+    with training_args.main_process_first(desc="data and processor"):
+        is_maker = training_args.local_process_index == 0
+        if script_args.make_fixture and is_maker:
+            write_memes_fixture(script_args.data_dir, rows_per_split=script_args.fixture_rows,
+                                image_size=model_args.image_size or 32, seed=training_args.seed)
+        data = load_hateful_memes(script_args.data_dir)
+        if model_args.tiny_towers:
+            if is_maker:
+                train_tiny_processor(model_args, data["train"]["text"]).save_pretrained(output_dir)
+            processor = FusionProcessor.from_pretrained(output_dir)
+    set_seed(training_args.seed)  # the new heads' (and tiny towers') initial weights; the Trainer seeds only later
+    if model_args.tiny_towers:
+        model = build_tiny(script_args, model_args, processor)
+    else:
+        model, processor = build_pretrained(model_args)
+    peft_config = None
+    if model_args.use_lora:
+        peft_config = lora_config_for(model, r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
+                                      lora_dropout=model_args.lora_dropout, towers=model_args.lora_towers)
+
+    def accuracy(prediction):
+        return {"accuracy": float((predicted_classes(prediction.predictions) == prediction.label_ids).mean())}
+
+    trainer = SynIBTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
+        processing_class=processor,
+        data_collator=ImageTextCollator(processor, max_length=script_args.max_length),
+        compute_metrics=accuracy,
+        peft_config=peft_config,
+    )
+    trainer.train()
+    metrics = trainer.evaluate(data["test"], metric_key_prefix="test")
+    if model_args.use_lora:
+        final_model = trainer.accelerator.unwrap_model(trainer.model)
+        if trainer.args.should_save:
+            final_model.save_pretrained(os.path.join(output_dir, "adapter"))
+        final_model = final_model.merge_and_unload()
+        if trainer.args.should_save:
+            final_model.save_pretrained(output_dir)
+            processor.save_pretrained(output_dir)
+    else:
+        trainer.save_model(output_dir)
+        final_model = trainer.accelerator.unwrap_model(trainer.model)
+    dataset_name = "Hateful Memes format (synthetic fixture)" if script_args.make_fixture else "Hateful Memes"
+    card_metrics = {f"eval_{key.removeprefix('test_')}": value for key, value in metrics.items()}
+    trainer.create_model_card(dataset_name=f"{dataset_name}, test_seen", output_dir=output_dir,
+                              eval_metrics=card_metrics)
+    trainer.log_metrics("test", metrics)
+    trainer.save_metrics("test", metrics, combined=False)
+    return metrics, final_model
+
+
+def main(argv=None) -> int:
+    """Console entry point: exit status 0, or 2 with a one-line error for a bad recipe or option."""
+    from .arguments import exit_on_user_error
+
+    with exit_on_user_error("synib-hf train"):
+        parsed = parse(argv)
+    run(*parsed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
