@@ -67,7 +67,8 @@ def vlm_config(family: str, size: str):
     section = [head_dim // 4, head_dim // 8, head_dim // 8]  # M-RoPE t/h/w split of half the head dim
     return Qwen2VLConfig(vision_config=dict(spec["vision"], hidden_size=text["hidden_size"]),
                          text_config=dict(text, rope_parameters={"rope_type": "default", "mrope_section": section}),
-                         image_token_id=IMAGE_TOKEN, video_token_id=5, vision_start_token_id=6, vision_end_token_id=7)
+                         image_token_id=IMAGE_TOKEN, video_token_id=5, vision_start_token_id=6, vision_end_token_id=7,
+                         tie_word_embeddings=size == "base")  # Qwen2-VL-2B ties its embeddings
 
 
 def vlm_batch(family: str, size: str, batch: int, seq_len: int, generator) -> dict:
