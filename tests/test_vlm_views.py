@@ -157,6 +157,12 @@ def test_missing_family_inputs_are_named(family, key):
         read(family, batch)
 
 
+def test_videos_are_refused_rather_than_left_unmasked():
+    batch = {**random_batch("qwen2_vl", 2), "pixel_values_videos": torch.zeros(4, 24)}
+    with pytest.raises(ValueError, match="pixel_values_videos.*images only"):
+        read("qwen2_vl", batch)
+
+
 def test_unsupported_models_are_refused_with_the_supported_list():
     from tiny_models import CLIPWithHead
 

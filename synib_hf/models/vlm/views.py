@@ -107,7 +107,12 @@ class VLMViews:
     # ---- inputs ------------------------------------------------------------------------------------------------------
 
     def check_inputs(self, batch: Mapping) -> None:
-        """Raise a clear error when an input the family needs is missing."""
+        """Raise a clear error when an input the family needs is missing, or a video is passed."""
+        if batch.get("pixel_values_videos") is not None:
+            raise ValueError(
+                "The batch has `pixel_values_videos`: video positions are neither masked as image nor as text, so "
+                "they would leak into both views. SynIB's vision-language path supports images only; drop the videos."
+            )
         needed = ("input_ids", self.family.vision_inputs[0], *self.family.required_inputs)
         missing = [key for key in needed if batch.get(key) is None]
         if missing:
