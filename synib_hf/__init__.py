@@ -3,10 +3,11 @@
 Layout (dependencies point one way: scripts → `synib_hf.trainers` → this package's core; models and data depend on
 the core, never the reverse):
 
-* the method's core, flat here: `masking` (masking operators and fills), `learned_mask`, `penalties` (Ω and the task
-  loss), `native` (the protocol of models whose masked views re-run only a fusion head), `views` (the generic path's
-  plumbing), `embedding_masking` (views inside one forward of a vision-language model) and `generative` (the
-  verbalizer read-out of models that answer in tokens);
+* the method's core, flat here: `masking` (feature-level masking, fills, randomness), `input_masking` and
+  `input_kinds` (input-level masking by each input's structure), `learned_mask`, `penalties` (Ω), `tasks` (problem
+  types: task loss, penalty form, label checks), `native` (the protocol of models whose masked views re-run only a
+  fusion head), `views` (the generic path's plumbing), `embedding_masking` (views inside one forward of a
+  vision-language model) and `generative` (the verbalizer read-out of models that answer in tokens);
 * `models/` — models implementing the native protocol, in transformers' layout (`fusion/`, `mlp_fusion/`) and their
   LoRA presets (`models/lora.py`); `models/vlm/` — per-family facts of generative vision-language models, their
   embedding-level views, `VLMForSequenceClassification` and LoRA presets;
@@ -23,7 +24,8 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoPro
 
 from .embedding_masking import EmbeddingMasker, PackedFeatures, modality_positions
 from .generative import answer_positions, candidate_token_ids
-from .masking import FeatureMasker, InputMasker, MaskRandomness, MaskSpec, TokenIds
+from .input_masking import InputMasker, TokenIds
+from .masking import FeatureMasker, MaskRandomness, MaskSpec
 from .models import (
     FusionConfig,
     FusionForSequenceClassification,

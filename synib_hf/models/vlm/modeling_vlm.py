@@ -13,7 +13,7 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ...penalties import task_loss
+from ...tasks import classification_loss
 from .configuration_vlm import VLMClassificationConfig
 
 
@@ -135,5 +135,5 @@ class VLMForSequenceClassification(PreTrainedModel):
         feature = self.dropout(self.readout_norm(hidden[rows, self.readout_positions(input_ids, attention_mask)]))  # (B, H)
         logits = self.classifier(feature)  # (B, C)
         logvar = self.logvar(feature) if self.logvar is not None else None
-        loss = task_loss(logits, labels) if labels is not None else None
+        loss = classification_loss(logits, labels) if labels is not None else None
         return VLMClassifierOutput(loss=loss, logits=logits, logvar=logvar)

@@ -33,7 +33,7 @@ from ...generative import (
     split_lean_logits,
     supervised_positions,
 )
-from ...penalties import task_loss as classification_loss
+from ...tasks import classification_loss
 from .families import family_of, inner_model
 
 
