@@ -205,6 +205,13 @@ class EmbeddingMasker:
         finally:
             handle.remove()
 
+    def state_dict(self) -> dict:
+        """The fill statistics (the randomness is saved by its owner, the trainer)."""
+        return {"fill": self.statistics.state_dict()}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.statistics.load_state_dict(state["fill"])
+
     # ---- inside the hook ---------------------------------------------------------------------------------------------
 
     def _overwrite(self, kwargs: dict, positions, replaced, layout, training: bool) -> dict:

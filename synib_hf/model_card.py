@@ -69,7 +69,7 @@ def build_model_card(
     Args:
         model_name: the checkpoint's name (never a local path).
         repo_id: the Hub repo the checkpoint lives in, used in the quick-start snippet.
-        path: "native" or "generic", the SynIB path it was trained with.
+        path: "native", "generic" or "embedding", the SynIB path it was trained with.
         eval_metrics: evaluation metrics as the Trainer reports them (`eval_accuracy`, `eval_synergy_accuracy`,
             `eval_synib/masked_accuracy_<m>`); they become the card's `model-index`.
         load_snippet: Python code that loads the checkpoint; by default the Auto classes with `repo_id`.

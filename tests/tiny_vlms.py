@@ -159,3 +159,43 @@ def random_batch(family: str, batch_size: int = 3, prompt_length: int = 3, seed:
     answers = [CANDIDATES[i % 2] for i in range(batch_size)]
     pixels = torch.randn(batch_size, 3, 8, 8, generator=generator)
     return sft_batch(family, prompts, answers, pixels, **kwargs)
+
+
+class VLMRows(torch.utils.data.Dataset):
+    """The rows of a batch from [`sft_batch`] as a map-style data set (Qwen's patches split per image)."""
+
+    def __init__(self, batch: dict):
+        self.batch = batch
+        self.size = batch["input_ids"].shape[0]
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, index):
+        row = {}
+        for key, value in self.batch.items():
+            if key == "pixel_values" and value.shape[0] != self.size:  # Qwen: (B·patches, D) → this image's patches
+                value = value.view(self.size, -1, value.shape[-1])
+            row[key] = value[index]
+        return row
+
+
+def vlm_collator(rows):
+    """Stacks rows; Qwen's per-image patches and grids are concatenated, as its processor lays them out."""
+    batch = {}
+    for key in rows[0]:
+        values = [row[key] for row in rows]
+        flat = key == "image_grid_thw" or (key == "pixel_values" and values[0].dim() == 2)
+        batch[key] = torch.cat([v.reshape(-1, v.shape[-1]) for v in values]) if flat else torch.stack(values)
+    return batch
+
+
+def synergy_rows(family: str, n: int, seed: int, **kwargs) -> VLMRows:
+    """A pure-synergy SFT data set: answer "yes" iff (bright image) XOR ("red" in the prompt); each alone is at chance."""
+    generator = torch.Generator().manual_seed(seed)
+    bright, red = torch.randint(0, 2, (2, n), generator=generator)
+    pixels = (2.0 * bright - 1.0)[:, None, None, None] + 0.3 * torch.randn(n, 3, 8, 8, generator=generator)
+    fillers = torch.randint(VOCAB["w0"], VOCAB["w0"] + 40, (n, 2), generator=generator).tolist()
+    prompts = [[a, VOCAB["red"] if r else VOCAB["blue"], b] for (a, b), r in zip(fillers, red.tolist())]
+    answers = ["yes" if b ^ r else "no" for b, r in zip(bright.tolist(), red.tolist())]
+    return VLMRows(sft_batch(family, prompts, answers, pixels, **kwargs))

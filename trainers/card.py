@@ -52,7 +52,7 @@ class SynIBCardMixin:
         card_inputs = dict(
             model_name=model_name,
             repo_id=repo_id,
-            path="native" if self.is_native else "generic",
+            path=self._path.name,
             base_models=[b for b in base_models if not os.path.isabs(b) and not os.path.exists(b)],
             dataset_name=dataset_name or "the evaluation set",
             tags=[*self._tag_names, *tags],

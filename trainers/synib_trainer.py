@@ -16,6 +16,7 @@ from synib_hf.penalties import gaussian, unimodal_anchor
 
 from .card import SynIBCardMixin
 from .checkpoints import last_complete_checkpoint, load_synib_state, save_synib_state
+from .embedding_path import EmbeddingPath, is_vision_language_model
 from .paths import GenericPath, NativePath, valid_mean
 from .synib_config import SynIBConfig
 
@@ -87,6 +88,9 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         if self.is_native:
             self._path = NativePath(self, core, spec, self._randomness)
             self.masked_modalities = self._path.masked_modalities
+        elif self._uses_embedding_path(core):
+            self._path = EmbeddingPath(self, core, spec, self._randomness, processing_class)
+            self.masked_modalities = self._path.masked_modalities
         else:
             self._path = GenericPath(self, spec, self._randomness, self._token_ids(processing_class))
         self.task = None  # the head's Task, known once the first batch was checked
@@ -112,7 +116,17 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
                 "(synib_hf.SynIBNativeMixin: per-modality features + a fusion head). Use synib_path='generic' or "
                 "'auto' to mask its inputs instead."
             )
-        return native and self.args.synib_path != "generic"
+        return native and self.args.synib_path not in ("generic", "embedding")
+
+    def _uses_embedding_path(self, core) -> bool:
+        vlm = is_vision_language_model(core)
+        if self.args.synib_path == "embedding" and not vlm:
+            raise ValueError(
+                f"synib_path='embedding' masks a vision-language model's input embeddings, but {type(core).__name__} "
+                "is not one of the supported families (synib_hf.models.vlm.VLM_FAMILIES) nor a "
+                "VLMForSequenceClassification. Use synib_path='auto'."
+            )
+        return self.args.synib_path == "embedding" or (self.args.synib_path == "auto" and vlm)
 
     def check_masked_modalities(self, modalities) -> tuple:
         """The modalities that get a masked view: `masked_modalities`, checked against `modalities`, else all."""
@@ -150,6 +164,7 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         core = self.core_model()
         if implements_native_protocol(core):
             named += [k for keys in core.synib_input_keys.values() for k in keys]
+        named += list(getattr(self._path, "extra_columns", ()))
         self._signature_columns = list(dict.fromkeys(self._signature_columns + named))
 
     # ---- the first batch, checked before training ----------------------------------------------------------------
@@ -289,7 +304,9 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         return torch.stack([unimodal_anchor(view, other[m]) for view, m in zip(masked, self.masked_modalities)])
 
     def _check_finite(self, result, names, mode) -> None:
-        finite = torch.isfinite(torch.cat([result.outputs["logits"][None], result.masked])).flatten(1).all(dim=1)
+        # each view alone: a generative model's clean logits (B, T, V) and its views' candidate logits differ in shape
+        finite = torch.tensor([bool(torch.isfinite(result.outputs["logits"]).all()),
+                               *(bool(torch.isfinite(view).all()) for view in result.masked)])
         if not bool(finite.all()):
             views = ["clean", *(f"masked-{m}" for m in names)]
             bad = [view for view, ok in zip(views, finite.tolist()) if not ok]

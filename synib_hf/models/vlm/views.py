@@ -135,6 +135,10 @@ class VLMViews:
             readout_positions=readout_positions,
         )
 
+    def readout_positions(self, batch: Mapping) -> torch.Tensor:
+        """The classification variant's read-out position per example, `(B,)`."""
+        return self._readout_model.readout_positions(batch["input_ids"], batch.get("attention_mask"))
+
     def stack(self, batch: Mapping, copies: int) -> dict:
         """Model inputs for `copies` blocks: every per-example input repeated on the batch axis; the vision tower's own
         inputs once when the vision is shared; labels and `synib_text_mask` left out (read here, not by the model)."""
@@ -233,8 +237,7 @@ class VLMViews:
     def classification(self, model, batch: Mapping, layout: Sequence[Optional[str]], training: bool) -> ViewReadout:
         """The head read-out of a [`VLMForSequenceClassification`] (labels: one class index per example)."""
         labels = batch["labels"]
-        readout = self._readout_model.readout_positions(batch["input_ids"], batch.get("attention_mask"))
-        positions = self.positions(batch, readout_positions=readout)
+        positions = self.positions(batch, readout_positions=self.readout_positions(batch))
         outputs, replaced = self.forward(model, batch, layout, positions, training)
         logits = outputs.logits.unflatten(0, (len(layout), -1))  # (blocks, B, C)
         logvar = outputs.logvar.unflatten(0, (len(layout), -1)) if outputs.logvar is not None else None
