@@ -14,6 +14,7 @@ import transformers  # noqa: E402
 
 from synib_hf import SynIBConfig, SynIBTrainer  # noqa: E402
 from tiny_models import CLIPWithHead, as_dataset, image_text_rows, mlp_fusion, tiny_tokenizer, vector_xor  # noqa: E402
+from tiny_vlms import VLMRows, random_batch, tiny_vlm, tiny_vlm_tokenizer, vlm_collator  # noqa: E402
 
 
 IMAGE_TEXT = {"image": ["pixel_values"], "text": ["input_ids", "attention_mask"]}
@@ -25,6 +26,10 @@ CASES = {
                                  extra={"modality_keys": IMAGE_TEXT}),
     "generic-sequential": dict(model=lambda: CLIPWithHead(), data=lambda: as_dataset(image_text_rows(32)),
                                extra={"modality_keys": IMAGE_TEXT, "view_batching": "sequential"}),
+    # a generative VLM: embedding-level views, the verbalizer over two answers, shared vision and lean logits
+    "embedding-llava": dict(model=lambda: tiny_vlm("llava"), data=lambda: VLMRows(random_batch("llava", 32)),
+                            extra={"answer_candidates": ["yes", "no"]}, tokenizer=tiny_vlm_tokenizer,
+                            collator=vlm_collator),
 }
 
 
@@ -69,8 +74,9 @@ def main(output_dir: str, global_batch: int = 8) -> None:
             max_steps=3, learning_rate=0.5, optim="sgd", logging_steps=1, train_sampling_strategy="sequential",
             **{**deterministic, **case["extra"]},
         )
-        tokenizer = tiny_tokenizer() if "modality_keys" in case["extra"] else None
-        trainer = SynIBTrainer(model=model, args=args, train_dataset=case["data"](), processing_class=tokenizer)
+        tokenizer = case.get("tokenizer", tiny_tokenizer if "modality_keys" in case["extra"] else lambda: None)()
+        trainer = SynIBTrainer(model=model, args=args, train_dataset=case["data"](), processing_class=tokenizer,
+                               data_collator=case.get("collator"))
         trainer.train()
         if trainer.is_world_process_zero():
             state = {k: v.detach().cpu() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}

@@ -42,7 +42,7 @@ def load(directory, name):
     return torch.load(directory / f"{name}.pt"), json.loads((directory / f"{name}.json").read_text())
 
 
-@pytest.mark.parametrize("name", ["native", "generic-concatenated", "generic-sequential"])
+@pytest.mark.parametrize("name", ["native", "generic-concatenated", "generic-sequential", "embedding-llava"])
 def test_two_process_ddp_matches_one_process_on_the_same_global_batch(runs, name):
     (one, one_log), (two, two_log) = (load(directory, name) for directory in runs)
     assert one_log["world_size"] == 1 and two_log["world_size"] == 2
