@@ -38,8 +38,8 @@ class PackedFeatures:
 
     Args:
         features_key (`str`): the language model's keyword holding a tensor `(N, D)` or a list of them (one per layer).
-        positions_key (`str`): the keyword holding the `(rows, T)` boolean mask whose True positions, in row-major order,
-            the `N` packed rows belong to.
+        positions_key (`str`): the keyword holding the `(rows, T)` boolean mask whose True positions, in row-major
+            order, the `N` packed rows belong to.
         modality (`str`): the modality whose masked positions these features follow.
 
     Example:
@@ -212,7 +212,7 @@ class EmbeddingMasker:
     def load_state_dict(self, state: Mapping) -> None:
         self.statistics.load_state_dict(state["fill"])
 
-    # ---- inside the hook ---------------------------------------------------------------------------------------------
+    # ---- inside the hook --------------------------------------------------------------------------------------------
 
     def _overwrite(self, kwargs: dict, positions, replaced, layout, training: bool) -> dict:
         embeds = kwargs.get("inputs_embeds")
@@ -262,7 +262,7 @@ class EmbeddingMasker:
         return self._noise(name, block.detach()[where], block.shape, training)
 
     def _noise(self, name: str, clean: torch.Tensor, shape, training: bool) -> torch.Tensor:
-        """N(μ, σ²) per hidden unit from the EMA of the clean values `(N, D)` of this modality (updated in training)."""
+        """N(μ, σ²) per hidden unit from the EMA of this modality's clean values `(N, D)` (updated in training)."""
         if training:
             self.statistics.update(name, clean)
         mean, var = self.statistics.moments(name, clean)  # (1, D) each
@@ -270,7 +270,7 @@ class EmbeddingMasker:
         return (mean + var.sqrt() * noise).to(clean.dtype)
 
     def _overwrite_packed(self, kwargs, packed: PackedFeatures, index, batch_size, where, donors, training) -> None:
-        """Mask the packed features of the replaced positions of block `index` (the same fill kind, the same donors)."""
+        """Mask the packed features at the replaced positions of block `index` (same fill kind, same donors)."""
         mask = kwargs.get(packed.positions_key)
         if mask is None:
             raise ValueError(f"The language model got {packed.features_key!r} without {packed.positions_key!r}.")

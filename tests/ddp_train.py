@@ -67,7 +67,8 @@ def main(output_dir: str, global_batch: int = 8) -> None:
     resume_case(output_dir, global_batch)
     for name, case in CASES.items():
         model = case["model"]()
-        deterministic = {} if case["extra"].get("mask_type") == "learned" else {"mask_type": "full", "mask_fill": "zero"}
+        learned = case["extra"].get("mask_type") == "learned"
+        deterministic = {} if learned else {"mask_type": "full", "mask_fill": "zero"}
         args = SynIBConfig(
             output_dir=os.path.join(output_dir, name), report_to="none", use_cpu=True, save_strategy="no",
             disable_tqdm=True, seed=0, synib_weight=1.0, per_device_train_batch_size=global_batch // world,

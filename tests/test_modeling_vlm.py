@@ -93,7 +93,8 @@ def test_embedding_views_and_every_penalty_apply(family):
     tokenizer = tiny_vlm_tokenizer()
     batch, changed = class_batch(family, seed=0), class_batch(family, seed=1)
     changed = {**batch, "pixel_values": changed["pixel_values"]}
-    runner = VLMViews(model, MaskSpec(mask_type="full", mask_fill="zero"), MaskRandomness(0), tokenizer.all_special_ids)
+    spec = MaskSpec(mask_type="full", mask_fill="zero")
+    runner = VLMViews(model, spec, MaskRandomness(0), tokenizer.all_special_ids)
     readouts = [runner.classification(model, b, (None, "image", "text"), training=False) for b in (batch, changed)]
     first = readouts[0]
     assert first.masked_logits.shape == (2, 4, 3) and first.masked_logvar.shape == (2, 4, 3)

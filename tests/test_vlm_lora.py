@@ -1,5 +1,7 @@
 """LoRA presets for VLMs: adapters on the language model only (the vision tower stays frozen) unless asked."""
 
+import re
+
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
@@ -37,7 +39,7 @@ def test_preset_adapts_only_the_language_model_and_a_step_leaves_the_vision_side
         optimizer.zero_grad()
     after = model.get_base_model().state_dict()
     for key, value in before.items():
-        stored = key if key in after else key.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")
+        stored = key if key in after else re.sub(r"\.(weight|bias)$", r".base_layer.\1", key)
         assert torch.equal(after[stored], value), key  # no base weight moved, vision or language
     assert any(after[k].abs().sum() > 0 for k in after if "lora_B" in k)
     assert vision and all(not any(name.startswith(v + ".") for v in vision) for name in adapted)
@@ -82,7 +84,8 @@ def test_lora_gradients_of_lean_and_full_logits_agree():
     model = get_peft_model(base, vlm_lora_config(base, r=4, lora_dropout=0.0, init_lora_weights=False))
     grads = []
     for lean in (True, False):
-        views = VLMViews(base, MaskSpec(mask_type="full", mask_fill="zero"), MaskRandomness(0), tokenizer.all_special_ids)
+        spec = MaskSpec(mask_type="full", mask_fill="zero")
+        views = VLMViews(base, spec, MaskRandomness(0), tokenizer.all_special_ids)
         readout = views.generative(model, random_batch("llava", 4), candidates, (None, "image", "text"),
                                    training=True, lean_logits=lean)
         (readout.task_loss + kl_uniform(readout.masked_logits.flatten(0, 1)).sum()).backward()

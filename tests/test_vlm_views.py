@@ -95,8 +95,9 @@ def test_noise_fill_views_are_independent_too():
 
 def vision_tower(family):
     inner = inner_model(model(family))
-    return getattr(inner, {"qwen2_vl": "visual", "qwen2_5_vl": "visual", "qwen3_vl": "visual", "idefics3": "vision_model",
-                           "smolvlm": "vision_model"}.get(family, "vision_tower"))
+    towers = {"qwen2_vl": "visual", "qwen2_5_vl": "visual", "qwen3_vl": "visual", "idefics3": "vision_model",
+              "smolvlm": "vision_model"}
+    return getattr(inner, towers.get(family, "vision_tower"))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -111,7 +112,8 @@ def test_vision_tower_runs_once_on_the_clean_images_with_identical_logits(family
         repeated = read(family, batch, share_vision=False)
     finally:
         handle.remove()
-    images = batch["pixel_values"].shape[0] * (batch["pixel_values"].shape[1] if family in ("idefics3", "smolvlm") else 1)
+    pixels = batch["pixel_values"]
+    images = pixels.shape[0] * (pixels.shape[1] if family in ("idefics3", "smolvlm") else 1)  # Idefics: (B, N, ...)
     assert seen == [images, 3 * images]  # once on the clean images, then once on three copies
     torch.testing.assert_close(shared.logits, repeated.logits, rtol=0, atol=1e-6)
     torch.testing.assert_close(shared.masked_logits, repeated.masked_logits, rtol=0, atol=1e-6)
@@ -144,7 +146,8 @@ def test_qwen3_vl_deepstack_features_would_leak_the_image_unless_masked():
     leaky = views("qwen3_vl")
     leaky.masker.packed_features = ()  # as if only the input embeddings were masked
     with torch.no_grad():
-        leaked = [leaky.generative(model("qwen3_vl"), b, CANDIDATE_IDS, LAYOUT, training=False) for b in (batch, changed)]
+        leaked = [leaky.generative(model("qwen3_vl"), b, CANDIDATE_IDS, LAYOUT, training=False)
+                  for b in (batch, changed)]
     assert (leaked[0].masked_logits[0] - leaked[1].masked_logits[0]).abs().max() > 1e-3
     masked = [read("qwen3_vl", b) for b in (batch, changed)]
     torch.testing.assert_close(masked[0].masked_logits[0], masked[1].masked_logits[0], rtol=0, atol=1e-6)

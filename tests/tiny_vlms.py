@@ -24,7 +24,8 @@ from transformers import (
 
 
 # One vocabulary for every family: special tokens first (the image placeholder registered as special), then words.
-SPECIAL = ["<pad>", "<unk>", "<bos>", "<eos>", "<image>", "<vision_start>", "<vision_end>", "<boi>", "<eoi>", "<video>"]
+SPECIAL = ["<pad>", "<unk>", "<bos>", "<eos>", "<image>", "<vision_start>", "<vision_end>", "<boi>", "<eoi>",
+           "<video>"]
 WORDS = [f"w{i}" for i in range(46)] + ["yes", "no", "red", "blue", "ASSISTANT:", "<cls>", "USER:", "q"]
 VOCAB = {token: i for i, token in enumerate(SPECIAL + WORDS)}
 PAD, BOS, EOS, IMAGE, VISION_START, VISION_END, BOI, EOI = (VOCAB[t] for t in SPECIAL[:1] + SPECIAL[2:9])
@@ -191,7 +192,7 @@ def vlm_collator(rows):
 
 
 def synergy_rows(family: str, n: int, seed: int, **kwargs) -> VLMRows:
-    """A pure-synergy SFT data set: answer "yes" iff (bright image) XOR ("red" in the prompt); each alone is at chance."""
+    """A pure-synergy SFT data set: answer "yes" iff bright image XOR "red" in the prompt; each alone is at chance."""
     generator = torch.Generator().manual_seed(seed)
     bright, red = torch.randint(0, 2, (2, n), generator=generator)
     pixels = (2.0 * bright - 1.0)[:, None, None, None] + 0.3 * torch.randn(n, 3, 8, 8, generator=generator)

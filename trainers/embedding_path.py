@@ -57,7 +57,9 @@ class EmbeddingPath:
                 "embedding path masks the language model's input embeddings. Set it to False."
             )
         if args.view_batching == "sequential" and trainer.is_deepspeed_enabled:
-            raise ValueError("view_batching='sequential' back-propagates each view itself; it does not support DeepSpeed.")
+            raise ValueError(
+                "view_batching='sequential' back-propagates each view itself; it does not support DeepSpeed."
+            )
         self.masked_modalities = trainer.check_masked_modalities(EMBEDDING_MODALITIES)
         tokenizer = getattr(processing_class, "tokenizer", processing_class)
         special_ids = tuple(getattr(tokenizer, "all_special_ids", None) or ())
@@ -99,7 +101,10 @@ class EmbeddingPath:
         trainer, args = self.trainer, self.trainer.args
         masked_layout = self.masked_modalities
         # every generative row has an answer (answer_positions raises otherwise); class rows labelled -100 do not count
-        valid = trainer.task.valid_rows(labels) if self.is_classifier else torch.ones_like(labels[:, 0], dtype=torch.bool)
+        if self.is_classifier:
+            valid = trainer.task.valid_rows(labels)
+        else:
+            valid = torch.ones_like(labels[:, 0], dtype=torch.bool)
         if not model.training:  # the clean batch exactly as Trainer evaluates it, the views in a second forward
             plain_loss, outputs = Trainer.compute_loss(trainer, model, self._model_inputs(inputs), return_outputs=True)
             readout = self._read(model, inputs, masked_layout, training=False)

@@ -132,7 +132,8 @@ class VLMForSequenceClassification(PreTrainedModel):
         )
         hidden = outputs.last_hidden_state  # (B, T, H)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        feature = self.dropout(self.readout_norm(hidden[rows, self.readout_positions(input_ids, attention_mask)]))  # (B, H)
+        readout = hidden[rows, self.readout_positions(input_ids, attention_mask)]  # (B, H)
+        feature = self.dropout(self.readout_norm(readout))
         logits = self.classifier(feature)  # (B, C)
         logvar = self.logvar(feature) if self.logvar is not None else None
         loss = classification_loss(logits, labels) if labels is not None else None

@@ -104,7 +104,7 @@ class VLMViews:
         self.is_classifier = hasattr(model, "readout_positions")
         self._readout_model = model if self.is_classifier else None
 
-    # ---- inputs ------------------------------------------------------------------------------------------------------
+    # ---- inputs -----------------------------------------------------------------------------------------------------
 
     def check_inputs(self, batch: Mapping) -> None:
         """Raise a clear error when an input the family needs is missing, or a video is passed."""
@@ -159,7 +159,7 @@ class VLMViews:
         stacked["use_cache"] = False  # a cache for every row would be built otherwise
         return stacked
 
-    # ---- one forward -------------------------------------------------------------------------------------------------
+    # ---- one forward ------------------------------------------------------------------------------------------------
 
     @contextmanager
     def _shared_vision(self, copies: int):
@@ -177,7 +177,8 @@ class VLMViews:
                 else:
                     vision[key] = kwargs.pop(key)
             encoded = module.get_image_features(**vision, return_dict=True)
-            kwargs["mm_encoder_outputs"] = {"image": repeat_encoder_output(encoded, copies, family.encoder_output_fields)}
+            repeated = repeat_encoder_output(encoded, copies, family.encoder_output_fields)
+            kwargs["mm_encoder_outputs"] = {"image": repeated}
             return args, kwargs
 
         handle = self.inner.register_forward_pre_hook(hook, with_kwargs=True)
@@ -203,7 +204,7 @@ class VLMViews:
             outputs = model(**inputs)
         return outputs, replaced
 
-    # ---- read-outs ---------------------------------------------------------------------------------------------------
+    # ---- read-outs --------------------------------------------------------------------------------------------------
 
     def generative(self, model, batch: Mapping, candidate_ids: Sequence[int], layout: Sequence[Optional[str]],
                    training: bool, lean_logits: bool = True, num_items_in_batch=None) -> ViewReadout:
