@@ -47,9 +47,13 @@ def test_lambda_zero_is_trainer_in_training_and_evaluation(tmp_path, family):
     plain = Trainer(model=plain_model, args=TrainingArguments(output_dir=str(tmp_path / "p"), **COMMON, **steps),
                     train_dataset=data, eval_dataset=data, data_collator=vlm_collator)
     plain.train()
-    synib = trainer(synib_model, tmp_path / "s", data, synib_weight=0.0, **steps)
+    # the same rows plus SynIB's own synib_text_mask column, which must not reach the model
+    synib = trainer(synib_model, tmp_path / "s", rows(family, text_mask=True), synib_weight=0.0, **steps)
     assert synib._path.name == "embedding"
+    seen = set()
+    synib_model.register_forward_pre_hook(lambda module, args, kwargs: seen.update(kwargs), with_kwargs=True)
     synib.train()
+    assert "input_ids" in seen and "synib_text_mask" not in seen
     losses = [[h["loss"] for h in t.state.log_history if "loss" in h] for t in (plain, synib)]
     assert len(losses[0]) == 3 and losses[0] == losses[1]
     assert_params_equal(params(plain_model), params(synib_model), rtol=0, atol=0)
@@ -134,11 +138,12 @@ def test_lora_preset_through_the_trainer_trains_adapters_and_leaves_the_vision_t
     assert any(v.abs().sum() > 0 for k, v in after.items() if "lora_B" in k)
 
 
-def test_classification_variant_trains_with_the_gaussian_penalty(tmp_path):
+@pytest.mark.parametrize("family", ["gemma3", "qwen2_vl"])
+def test_classification_variant_trains_with_the_gaussian_penalty(tmp_path, family):
     torch.manual_seed(0)
-    model = VLMForSequenceClassification(VLMClassificationConfig(vlm_config=tiny_vlm_config("gemma3"),
+    model = VLMForSequenceClassification(VLMClassificationConfig(vlm_config=tiny_vlm_config(family),
                                                                  logvar_head=True, num_labels=2))
-    batch = random_batch("gemma3", 8)
+    batch = random_batch(family, 8)
     batch["labels"] = torch.arange(8) % 2
     before = params(model)
     synib = SynIBTrainer(model=model, args=synib_args(tmp_path, answer_candidates=None, synib_weight=1.0,

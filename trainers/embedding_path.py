@@ -80,10 +80,8 @@ class EmbeddingPath:
         """Inputs of the family, positions of each modality, the answers (or class labels), on one batch."""
         views, trainer = self.views, self.trainer
         views.check_inputs(batch)
-        if self.is_classifier:
-            with torch.no_grad():
-                logits = model(**{k: v[:2] for k, v in batch.items()}).logits
-            trainer.task = classification_task(logits)
+        if self.is_classifier:  # its width is the config's (no forward: Qwen's pixel rows are not per example)
+            trainer.task = classification_task(torch.zeros(1, trainer.core_model().config.num_labels))
             trainer.task.check_labels(labels)
             views.positions(batch, readout_positions=views.readout_positions(batch))
         else:

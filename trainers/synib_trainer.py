@@ -265,6 +265,8 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         mode = "train" if model.training else "eval"
         if not self._views_on(mode):
             self.loss_is_scaled_for_ga = self._plain_loss_is_scaled_for_ga
+            own = getattr(self._path, "extra_columns", ())  # SynIB's own columns (synib_text_mask) are not inputs
+            inputs = {k: v for k, v in inputs.items() if k not in own} if own else inputs
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         self.loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
         weight = self.args.synib_weight if mode == "eval" or self.synib_active() else 0.0
