@@ -178,3 +178,17 @@ def test_errors_name_the_field_and_the_fix(tmp_path):
                     max_steps=1, per_device_train_batch_size=4)
     with pytest.raises(ValueError, match="not the first token of any of answer_candidates"):
         wrong.train()  # the first batch is checked before any step
+
+
+def test_the_text_mask_column_reaches_the_views_and_bf16_runs(tmp_path):
+    data = rows("idefics3", 4, text_mask=True)
+    synib = trainer(tiny_vlm("idefics3"), tmp_path, data, synib_weight=1.0, per_device_train_batch_size=4,
+                    max_steps=1, bf16=True)
+    seen = []
+    positions = synib._path.views.positions
+    synib._path.views.positions = lambda batch, **kwargs: seen.append(positions(batch, **kwargs)) or seen[-1]
+    synib.train()
+    expected = data.batch["synib_text_mask"].bool()
+    assert seen and all(torch.equal(p["text"].cpu(), expected) for p in seen)
+    losses = [h["loss"] for h in synib.state.log_history if "loss" in h]
+    assert len(losses) == 1 and np.isfinite(losses[0])
