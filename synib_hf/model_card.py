@@ -62,6 +62,7 @@ def build_model_card(
     hyperparameters: Optional[Mapping] = None,
     eval_metrics: Optional[Mapping[str, float]] = None,
     load_snippet: Optional[str] = None,
+    auto_class: str = "AutoModelForSequenceClassification",
     summary: Optional[str] = None,
 ) -> ModelCard:
     """A rendered model card for a SynIB checkpoint.
@@ -72,7 +73,9 @@ def build_model_card(
         path: "native", "generic" or "embedding", the SynIB path it was trained with.
         eval_metrics: evaluation metrics as the Trainer reports them (`eval_accuracy`, `eval_synergy_accuracy`,
             `eval_synib/masked_accuracy_<m>`); they become the card's `model-index`.
-        load_snippet: Python code that loads the checkpoint; by default the Auto classes with `repo_id`.
+        load_snippet: Python code that loads the checkpoint; by default `auto_class` with `repo_id`.
+        auto_class: the transformers Auto class of the default snippet (`AutoModelForImageTextToText` for a
+            generative vision-language model).
 
     Example:
 
@@ -108,8 +111,8 @@ def build_model_card(
     reference = repo_id or f"<your-namespace>/{model_name}"
     snippet = load_snippet or (
         "import synib_hf  # registers the SynIB model classes with the Auto classes\n"
-        "from transformers import AutoModelForSequenceClassification\n\n"
-        f'model = AutoModelForSequenceClassification.from_pretrained("{reference}")'
+        f"from transformers import {auto_class}\n\n"
+        f'model = {auto_class}.from_pretrained("{reference}")'
     )
     template = resources.files("synib_hf.model_cards").joinpath("synib_model_card.md")
     with resources.as_file(template) as template_path:

@@ -192,3 +192,18 @@ def test_the_text_mask_column_reaches_the_views_and_bf16_runs(tmp_path):
     assert seen and all(torch.equal(p["text"].cpu(), expected) for p in seen)
     losses = [h["loss"] for h in synib.state.log_history if "loss" in h]
     assert len(losses) == 1 and np.isfinite(losses[0])
+
+
+def test_saved_checkpoint_loads_with_the_class_its_card_names(tmp_path):
+    from transformers import AutoModelForImageTextToText
+
+    synib = trainer(tiny_vlm("qwen2_5_vl"), tmp_path, rows("qwen2_5_vl", 4), synib_weight=1.0,
+                    per_device_train_batch_size=4, max_steps=1)
+    synib.train()
+    synib.save_model(str(tmp_path / "final"))
+    card = (tmp_path / "final" / "README.md").read_text()
+    assert "(embedding path)" in card and 'AutoModelForImageTextToText.from_pretrained("<your-namespace>/' in card
+    loaded = AutoModelForImageTextToText.from_pretrained(tmp_path / "final").eval()
+    batch = {k: v for k, v in random_batch("qwen2_5_vl", 2).items() if k != "labels"}
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, synib.model.eval()(**batch).logits, rtol=0, atol=0)

@@ -46,13 +46,14 @@ class SynIBCardMixin:
             eval_metrics = next((h for h in reversed(self.state.log_history) if any(k.startswith("eval_") for k in h)), {})
         core = self.core_model()
         config = getattr(core, "config", None)
-        names = ("_name_or_path", "vision_name_or_path", "text_name_or_path")
+        names = ("_name_or_path", "vision_name_or_path", "text_name_or_path", "vlm_name_or_path")
         base_models = [getattr(config, name, "") for name in names if getattr(config, name, "")]
         tags = [tags] if isinstance(tags, str) else list(tags or [])
         card_inputs = dict(
             model_name=model_name,
             repo_id=repo_id,
             path=self._path.name,
+            auto_class=getattr(self._path, "auto_class", "AutoModelForSequenceClassification"),
             base_models=[b for b in base_models if not os.path.isabs(b) and not os.path.exists(b)],
             dataset_name=dataset_name or "the evaluation set",
             tags=[*self._tag_names, *tags],

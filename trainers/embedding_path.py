@@ -65,6 +65,7 @@ class EmbeddingPath:
         special_ids = tuple(getattr(tokenizer, "all_special_ids", None) or ())
         self.views = VLMViews(core, spec, randomness, special_ids, share_vision=args.share_vision_encoder)
         self.candidate_ids = None
+        self.auto_class = "AutoModelForSequenceClassification" if self.is_classifier else "AutoModelForImageTextToText"
         if not self.is_classifier:
             if not args.answer_candidates:
                 raise ValueError(
