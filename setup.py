@@ -25,7 +25,8 @@ REQUIRED = [
 ]
 
 EXTRAS = {
-    "test": ["pytest>=8", "matplotlib>=3.8"],
+    "tensorboard": ["tensorboard>=2.15"],
+    "test": ["pytest>=8", "matplotlib>=3.8", "tensorboard>=2.15"],
     "dev": ["pytest>=8", "matplotlib>=3.8", "ruff>=0.6"],
 }
 

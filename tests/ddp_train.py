@@ -61,10 +61,30 @@ def resume_case(output_dir: str, global_batch: int) -> None:
         torch.save(results, os.path.join(output_dir, "resume.pt"))
 
 
+def synergy_case(output_dir: str, global_batch: int) -> None:
+    """SynergySubsetCallback under DDP: an evaluation set of 13 (uneven across processes) and its groups."""
+    from synib_hf.synergy import SynergySubsetCallback
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    data = vector_xor(13, seed=3)
+    unimodal = {"x1": (data["x1"][:, 0] > 0).astype(int), "x2": (data["x2"][:, 1] > 0).astype(int)}
+    args = SynIBConfig(output_dir=os.path.join(output_dir, "synergy"), report_to="none", use_cpu=True, seed=0,
+                       disable_tqdm=True, synib_weight=1.0, max_steps=2, per_device_train_batch_size=global_batch // world,
+                       per_device_eval_batch_size=3, eval_strategy="steps", eval_steps=2, save_strategy="no")
+    trainer = SynIBTrainer(model=mlp_fusion(), args=args, train_dataset=as_dataset(vector_xor(32)),
+                           eval_dataset=as_dataset(data), callbacks=[SynergySubsetCallback(unimodal)])
+    trainer.train()
+    if trainer.is_world_process_zero():
+        evaluation = [h for h in trainer.state.log_history if "eval_loss" in h][-1]
+        with open(os.path.join(output_dir, "synergy.json"), "w") as f:
+            json.dump(evaluation, f)
+
+
 def main(output_dir: str, global_batch: int = 8) -> None:
     transformers.logging.set_verbosity_error()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     resume_case(output_dir, global_batch)
+    synergy_case(output_dir, global_batch)
     for name, case in CASES.items():
         model = case["model"]()
         learned = case["extra"].get("mask_type") == "learned"

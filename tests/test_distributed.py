@@ -77,3 +77,12 @@ def test_ddp_runs_without_the_find_unused_parameters_warning(runs):
     _, double = runs
     output = (double / "output.txt").read_text()
     assert "find_unused_parameters=True was specified" not in output
+
+
+def test_synergy_metrics_under_ddp_match_one_process(runs):
+    """The synergy-subset groups are computed on predictions gathered across processes (13 examples, uneven)."""
+    one, two = (json.loads((directory / "synergy.json").read_text()) for directory in runs)
+    sizes = [k for k in one if k.startswith("eval_") and k.endswith("_size")]
+    assert sum(two[k] for k in sizes) == 13
+    for key in [*sizes, "eval_synergy_accuracy", "eval_accuracy"]:
+        assert two[key] == pytest.approx(one[key], nan_ok=True), key

@@ -209,6 +209,7 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
                 f"SynIBTrainer needs `labels` in every batch, but the first training batch has only {sorted(batch)}. "
                 "Name the label column 'labels' (or 'label') and check that the data collator keeps it."
             )
+        check_attended(batch)
         model = self.model
         was_training = model.training
         model.eval()
