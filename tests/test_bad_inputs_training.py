@@ -191,7 +191,7 @@ def error_cases():
         "multi-label-targets-of-the-wrong-width": (multilabel_width, r"needs targets of shape \(4, 2\), got \(4, 3\)"),
         "scores-under-another-output-name": (scores_under_another_name,
                                              r"output has \['question_answering_score'\]. Set SynIBConfig.logits_key"),
-        "token-level-logits": (sequence_logits, "use synib_path='generative'"),
+        "token-level-logits": (sequence_logits, "use synib_path='embedding'"),
         "input-with-no-masking-rule": (six_dimensional_input, "no masking rule for 6-D floats"),
         "declared-kind-that-does-not-fit": (declared_kind_mismatch, "'b' is masked as 'image', which needs 4-D floats"),
         "label-smoothing-on-a-multi-label-head": (label_smoothing_multilabel, "label_smoothing_factor applies to"),
