@@ -174,6 +174,11 @@ def test_errors_name_the_field_and_the_fix(tmp_path):
 
     with pytest.raises(ValueError, match="synib_path='embedding' masks a vision-language model"):
         SynIBTrainer(model=mlp_fusion(), args=synib_args(tmp_path, synib_path="embedding"))
+    with pytest.raises(ValueError, match="answer_candidates is read by the embedding path"):
+        SynIBTrainer(model=mlp_fusion(), args=synib_args(tmp_path))
+    classifier = VLMForSequenceClassification(VLMClassificationConfig(vlm_config=tiny_vlm_config("llava")))
+    with pytest.raises(ValueError, match="has a classification head whose labels are class ids"):
+        trainer(classifier, tmp_path, data)
     wrong = trainer(tiny_vlm("llava"), tmp_path, data, answer_candidates=["red", "blue"], synib_weight=1.0,
                     max_steps=1, per_device_train_batch_size=4)
     with pytest.raises(ValueError, match="not the first token of any of answer_candidates"):

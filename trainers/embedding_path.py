@@ -65,6 +65,11 @@ class EmbeddingPath:
         special_ids = tuple(getattr(tokenizer, "all_special_ids", None) or ())
         self.views = VLMViews(core, spec, randomness, special_ids, share_vision=args.share_vision_encoder)
         self.candidate_ids = None
+        if self.is_classifier and args.answer_candidates:
+            raise ValueError(
+                f"answer_candidates is for models that answer in tokens; {type(core).__name__} has a classification "
+                "head whose labels are class ids. Remove answer_candidates."
+            )
         self.auto_class = "AutoModelForSequenceClassification" if self.is_classifier else "AutoModelForImageTextToText"
         if not self.is_classifier:
             if not args.answer_candidates:

@@ -93,6 +93,11 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
             self.masked_modalities = self._path.masked_modalities
         else:
             self._path = GenericPath(self, spec, self._randomness, self._token_ids(processing_class))
+        if args.answer_candidates and self._path.name != "embedding":
+            raise ValueError(
+                f"answer_candidates is read by the embedding path (generative vision-language models), but "
+                f"{type(core).__name__} trains on the {self._path.name} path; remove answer_candidates."
+            )
         self.task = None  # the head's Task, known once the first batch was checked
         self._first_batch_checked = False
         self._evaluating = False
