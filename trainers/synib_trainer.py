@@ -25,7 +25,7 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
     """
     [`~transformers.Trainer`] for SynIB: `loss = task(f(x), y) + synib_weight · Σ_m Ω(f(M_m(x)))`.
 
-    Two paths behind one class, chosen by `args.synib_path` (see `trainers/paths.py`):
+    Three paths behind one class, chosen by `args.synib_path` (see `trainers/paths.py`, `trainers/embedding_path.py`):
 
     * **native** — the model implements [`SynIBNativeMixin`]: encoders run once, each masked view re-runs only the
       fusion head on masked features, all inside one `model(...)` call (one DDP forward).
@@ -34,6 +34,10 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
       (concatenated on the batch axis) or one after another (`view_batching="sequential"`, lower peak memory). The
       task follows the model (`problem_type`: single-label, multi-label / soft targets, regression) or
       `compute_loss_func`.
+    * **embedding** — a generative vision-language model (LLaVA, Qwen2/2.5/3-VL, Idefics3, SmolVLM, PaliGemma, Gemma3)
+      or a `VLMForSequenceClassification`: views masked on the language model's merged input embeddings in one
+      forward (the vision tower once, logits only where read); a generative model is read over `answer_candidates`
+      at the answer position and keeps its own LM loss.
 
     With `synib_weight=0` training and evaluation are exactly `Trainer`'s. The first batch is checked before training
     starts (inputs, masking rules, scores, labels, task), so a misconfigured run fails in seconds; every batch's labels
@@ -313,8 +317,7 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
 
     def _check_finite(self, result, names, mode) -> None:
         # each view alone: a generative model's clean logits (B, T, V) and its views' candidate logits differ in shape
-        finite = torch.tensor([bool(torch.isfinite(result.outputs["logits"]).all()),
-                               *(bool(torch.isfinite(view).all()) for view in result.masked)])
+        finite = torch.stack([torch.isfinite(view).all() for view in (result.outputs["logits"], *result.masked)])
         if not bool(finite.all()):
             views = ["clean", *(f"masked-{m}" for m in names)]
             bad = [view for view, ok in zip(views, finite.tolist()) if not ok]
