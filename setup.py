@@ -12,6 +12,7 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "synib_hf" / "__init__.p
 # on a machine without one would pull a multi-GB CUDA build.
 REQUIRED = [
     "torch>=2.13",
+    "numpy>=2.4.6",
     "transformers>=5.24,<6",
     "accelerate>=1.15",
     "datasets>=5.2",
