@@ -141,6 +141,7 @@ class FusionForSequenceClassification(SynIBNativeMixin, VerifiedLoadingMixin, Pr
         token_type_ids: Optional[torch.Tensor] = None,
         labels: Optional[torch.Tensor] = None,
         synib_views=None,
+        output_unimodal_logits: Optional[bool] = None,
     ) -> SynIBModelOutput:
         inputs = {
             "pixel_values": pixel_values,
@@ -149,7 +150,7 @@ class FusionForSequenceClassification(SynIBNativeMixin, VerifiedLoadingMixin, Pr
             "token_type_ids": token_type_ids,
         }
         self._check_inputs(inputs)
-        return self.synib_forward(inputs, labels, synib_views)
+        return self.synib_forward(inputs, labels, synib_views, output_unimodal_logits)
 
     def _check_inputs(self, inputs) -> None:
         """Bad shapes and types named here, in the model's terms, rather than deep inside a tower (a convolution's

@@ -83,14 +83,17 @@ class MLPFusionForClassification(SynIBNativeMixin, VerifiedLoadingMixin, PreTrai
     def synib_logvar_head(self):
         return self.logvar
 
-    def forward(self, labels: Optional[torch.Tensor] = None, synib_views=None, **inputs) -> SynIBModelOutput:
+    def forward(
+        self, labels: Optional[torch.Tensor] = None, synib_views=None, output_unimodal_logits: Optional[bool] = None,
+        **inputs,
+    ) -> SynIBModelOutput:
         unknown = sorted(set(inputs) - set(self.synib_modalities))
         if unknown:
             raise ValueError(
                 f"{type(self).__name__} got unexpected inputs {unknown}; its modalities are {list(self.synib_modalities)}."
             )
         self._check_inputs(inputs)
-        return self.synib_forward(inputs, labels, synib_views)
+        return self.synib_forward(inputs, labels, synib_views, output_unimodal_logits)
 
     def _check_inputs(self, inputs) -> None:
         """Each input a float tensor `(B, modality_dims[m])`, one batch size for all: named here rather than as a
