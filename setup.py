@@ -23,6 +23,7 @@ REQUIRED = [
     "jinja2>=3.1.6",
     "pillow>=13.0",
     "pyyaml>=6.0.4",
+    "tqdm>=4.70.1",
 ]
 
 # Only data and metric helpers need scikit-learn (the irony data sets, unimodal predictors for the synergy subset);

@@ -172,7 +172,8 @@ def load_checked(from_pretrained: Callable, name_or_path, *args, **kwargs):
     try:
         loaded = from_pretrained(name_or_path, *args, **kwargs)
     except SafetensorError as error:
-        where = _name_the_files(name_or_path, kwargs, check_values=False, fallback=f"a weights file does not parse ({error})")
+        where = _name_the_files(name_or_path, kwargs, check_values=False,
+                                fallback=f"a weights file does not parse ({error})")
         raise CheckpointError(f"checkpoint does not load:\n  {where}") from None
     model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
     bad = [name for name, parameter in model.named_parameters() if _non_finite(parameter)]

@@ -8,7 +8,7 @@ OPTIONAL = {"sklearn": ("scikit-learn", "sklearn")}
 
 
 def require(module: str, purpose: str):
-    """Import the optional dependency `module`, or raise an `ImportError` that says what needs it and how to install it.
+    """Import the optional dependency `module`, or raise an `ImportError` saying what needs it and how to install it.
 
     Example:
 

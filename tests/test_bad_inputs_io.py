@@ -1,7 +1,7 @@
 """Bad inputs outside the trainer: data on disk, model inputs, checkpoints, model cards, the Hub and the command line.
 
 Each case asserts the message a user gets (it names the field or file and the fix) or a defined behaviour. The
-trainer's own matrix is `test_bad_inputs_trainer.py`.
+trainer's bad inputs have their own matrix.
 """
 
 import json
@@ -92,7 +92,9 @@ def first_line_is(text):
 
 
 OUTSIDE = r"train.jsonl:1 \(id \d+\): image .* points outside the data folder .*; 'img' must be a path inside it"
-DOES_NOT_DECODE = r"train.jsonl:1 \(id \d+\): image 'img/\d+.png' \(.*img/\d+.png\) does not decode: .*Replace the file"
+DOES_NOT_DECODE = (
+    r"train.jsonl:1 \(id \d+\): image 'img/\d+.png' \(.*img/\d+.png\) does not decode: .*Replace the file"
+)
 
 DATA_CASES = [
     ("img-parent-folder", set_img(relative_outside), OUTSIDE),
@@ -210,7 +212,8 @@ FUSION_CASES = [
     ("fewer-images-than-texts", lambda b: {"pixel_values": b["pixel_values"][:3]},
      r"pixel_values hold 3 examples but input_ids 4"),
     ("token-ids-beyond-the-vocabulary", lambda b: {"input_ids": b["input_ids"] + 1000},
-     r"input_ids hold ids in \[\d+, \d+\], but the text tower's vocabulary has 64 tokens: the tokenizer does not match"),
+     r"input_ids hold ids in \[\d+, \d+\], but the text tower's vocabulary has 64 tokens: the tokenizer does not "
+     r"match"),
     ("attention-mask-of-another-shape", lambda b: {"attention_mask": b["attention_mask"][:, :3]},
      r"attention_mask has shape \(4, 3\) but input_ids \(4, 8\); they must match"),
     ("input-ids-without-batch-axis", lambda b: {"input_ids": b["input_ids"][0]},
@@ -266,7 +269,9 @@ def fill_classifier_bias(value):
     return corrupt
 
 
-UNPARSABLE = r"model\.safetensors: does not parse as safetensors \(.*\): the file is truncated or corrupt; save it again"
+UNPARSABLE = (
+    r"model\.safetensors: does not parse as safetensors \(.*\): the file is truncated or corrupt; save it again"
+)
 NON_FINITE = r"model\.safetensors: the tensors classifier\.bias hold NaN or inf: .*use an earlier checkpoint"
 
 WEIGHT_FAULTS = [
@@ -304,6 +309,11 @@ def test_fusion_tower_with_a_truncated_weights_file_is_named(tmp_path):
         FusionForSequenceClassification.from_vision_text_pretrained(str(tmp_path / "vision"), str(tmp_path / "text"))
 
 
+def broken_adapter_config(folder):
+    (folder / "adapter").mkdir()
+    (folder / "adapter" / "adapter_config.json").write_text("[")
+
+
 def write_index(folder):
     (folder / "model.safetensors.index.json").write_text(
         json.dumps({"metadata": {}, "weight_map": {"classifier.bias": "model-00002-of-00002.safetensors"}})
@@ -318,11 +328,11 @@ FOLDER_FAULTS = [
      r"config\.json: does not load \(ValueError: .*no-such-model"),
     ("corrupt-torch-bin", lambda f: (f / "pytorch_model.bin").write_bytes(b"\x80\x04garbage"),
      r"pytorch_model\.bin: does not load with torch\.load"),
-    ("adapter-config-not-json", lambda f: (f / "adapter").mkdir() or (f / "adapter" / "adapter_config.json").write_text("["),
-     r"adapter/adapter_config\.json: is not valid JSON"),
+    ("adapter-config-not-json", broken_adapter_config, r"adapter/adapter_config\.json: is not valid JSON"),
 ]
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch.load meeting the garbage on purpose
 @pytest.mark.parametrize("corrupt, message", [c[1:] for c in FOLDER_FAULTS], ids=[c[0] for c in FOLDER_FAULTS])
 def test_checkpoint_problems_name_file_and_problem(checkpoint, corrupt, message):
     assert checkpoint_problems(checkpoint) == []
@@ -387,7 +397,9 @@ def test_push_of_a_good_checkpoint_verifies_and_reports_what_it_would_push(check
 # ---- the Hub: failures end in "nothing was committed", never a traceback --------------------------------------------
 
 
-NOTHING_COMMITTED = "Nothing was committed: the Hub applies a commit all at once, so the repo's files are as they were."
+NOTHING_COMMITTED = (
+    "Nothing was committed: the Hub applies a commit all at once, so the repo's files are as they were."
+)
 
 
 @pytest.fixture(scope="module")
@@ -419,7 +431,8 @@ def test_push_whose_lfs_upload_fails_commits_nothing(hub, checkpoint, tmp_path):
     finally:
         hub.fail_lfs_uploads = False
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert "push to synib-org/lfs-down failed: RuntimeError: Error while uploading 'model.safetensors'" in result.stderr
+    failed = "push to synib-org/lfs-down failed: RuntimeError: Error while uploading 'model.safetensors'"
+    assert failed in result.stderr
     assert "the LFS storage refused the object" in result.stderr and NOTHING_COMMITTED in result.stderr
     assert [c.message for c in hub.repos["synib-org/lfs-down"].commits] == ["initial commit"]
 
@@ -504,6 +517,7 @@ def unimodal_predictors():
 @pytest.mark.parametrize("call", [irony_digits, unimodal_predictors], ids=["irony-data", "unimodal-predictors"])
 def test_missing_scikit_learn_names_the_extra(monkeypatch, call):
     monkeypatch.setitem(sys.modules, "sklearn", None)  # what `import sklearn` meets when it is not installed
-    with pytest.raises(ImportError, match=r"needs scikit-learn, which is not installed: pip install 'synib-hf\[sklearn\]'"):
+    message = r"needs scikit-learn, which is not installed: pip install 'synib-hf\[sklearn\]'"
+    with pytest.raises(ImportError, match=message):
         call()
 

@@ -106,4 +106,5 @@ def test_command_runs_from_outside_the_clone_on_the_wheel_alone(wheel, tmp_path)
     )
     assert train.returncode == 0, train.stderr[-3000:]
     written = outside / "runs" / "tiny-synib"  # the shipped recipe's relative folders, under the working directory
-    assert {"README.md", "config.json", "model.safetensors", "test_results.json"} <= {p.name for p in written.iterdir()}
+    expected = {"README.md", "config.json", "model.safetensors", "test_results.json"}
+    assert expected <= {p.name for p in written.iterdir()}

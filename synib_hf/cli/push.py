@@ -83,7 +83,9 @@ def load_problem(folder: str):
     wrong = {kind: sorted(info.get(kind) or []) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     wrong = {kind: keys for kind, keys in wrong.items() if keys}
     if wrong:
-        listed = "; ".join(f"{kind.replace('_', ' ')}: {', '.join(map(str, keys[:5]))}" for kind, keys in wrong.items())
+        listed = "; ".join(
+            f"{kind.replace('_', ' ')}: {', '.join(map(str, keys[:5]))}" for kind, keys in wrong.items()
+        )
         return f"the weights do not fit {model_class.__name__} as config.json describes it ({listed})"
     return None
 

@@ -125,9 +125,9 @@ def load_hateful_memes(
             )
     return DatasetDict(
         {
-            split: Dataset.from_dict(_read_split(data_dir, SPLIT_FILES[split], require_labels, verify_images)).cast_column(
-                "image", Image()
-            )
+            split: Dataset.from_dict(
+                _read_split(data_dir, SPLIT_FILES[split], require_labels, verify_images)
+            ).cast_column("image", Image())
             for split in splits
         }
     )

@@ -80,7 +80,8 @@ class ImageTextCollator:
                 with Image.open(source) as opened:
                     return opened.convert("RGB")
             except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-                raise ValueError(f"ImageTextCollator: image {source!r} ({row_name}) does not decode: {error}.") from None
+                message = f"ImageTextCollator: image {source!r} ({row_name}) does not decode: {error}."
+                raise ValueError(message) from None
         if not isinstance(image, Image.Image):
             raise TypeError(
                 f"ImageTextCollator: {self.image_column!r} of {row_name} is a {type(image).__name__}; expected a PIL "

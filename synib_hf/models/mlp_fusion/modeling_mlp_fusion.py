@@ -104,7 +104,9 @@ class MLPFusionForClassification(SynIBNativeMixin, VerifiedLoadingMixin, PreTrai
                 continue
             width = self.config.modality_dims[modality]
             if not isinstance(value, torch.Tensor):
-                raise TypeError(f"input {modality!r} is a {type(value).__name__}; expected a torch tensor (B, {width}).")
+                raise TypeError(
+                    f"input {modality!r} is a {type(value).__name__}; expected a torch tensor (B, {width})."
+                )
             if value.ndim != 2 or value.shape[1] != width:
                 raise ValueError(
                     f"input {modality!r} has shape {tuple(value.shape)}; expected (B, {width}) as "
@@ -114,4 +116,6 @@ class MLPFusionForClassification(SynIBNativeMixin, VerifiedLoadingMixin, PreTrai
                 raise ValueError(f"input {modality!r} is {value.dtype}; expected floats (e.g. value.float()).")
             sizes[modality] = value.shape[0]
         if len(set(sizes.values())) > 1:
-            raise ValueError(f"inputs hold different numbers of examples: {sizes}; every modality needs one per example.")
+            raise ValueError(
+                f"inputs hold different numbers of examples: {sizes}; every modality needs one per example."
+            )
