@@ -30,11 +30,13 @@ REQUIRED = [
 # the benchmark scripts also plot. Each names its extra when it is missing.
 SKLEARN = ["scikit-learn>=1.9.1"]
 PLOTS = ["matplotlib>=3.11"]
+TENSORBOARD = ["tensorboard>=2.21"]  # the synib/* scalars in TensorBoard (report_to="tensorboard")
 EXTRAS = {
     "sklearn": SKLEARN,
     "benchmarks": [*SKLEARN, *PLOTS],
-    "test": ["pytest>=9.2", *SKLEARN, *PLOTS],
-    "dev": ["pytest>=9.2", *SKLEARN, *PLOTS, "ruff>=0.6"],
+    "tensorboard": TENSORBOARD,
+    "test": ["pytest>=9.2", *SKLEARN, *PLOTS, *TENSORBOARD],
+    "dev": ["pytest>=9.2", *SKLEARN, *PLOTS, *TENSORBOARD, "ruff>=0.6"],
 }
 
 setup(

@@ -159,7 +159,10 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         if resume_from_checkpoint is True:
             resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
         if self.train_dataset is not None and self.args.synib_weight > 0:
-            self._check_first_batch(self._first_training_batch())
+            batch = self._first_training_batch()
+            self._check_first_batch(batch)
+            if self.args.world_size > 1 and self.args.ddp_find_unused_parameters is None:
+                self._set_find_unused_parameters(batch)
         return super().train(resume_from_checkpoint, trial, ignore_keys_for_eval, **kwargs)
 
     def _first_training_batch(self) -> dict:
@@ -191,6 +194,7 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
                 f"SynIBTrainer needs `labels` in every batch, but the first training batch has only {sorted(batch)}. "
                 "Name the label column 'labels' (or 'label') and check that the data collator keeps it."
             )
+        check_attended(batch)
         model = self.model
         was_training = model.training
         model.eval()
@@ -200,6 +204,33 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         finally:
             model.train(was_training)
         self._first_batch_checked = True
+
+    def _set_find_unused_parameters(self, batch: dict) -> None:
+        """DDP's `find_unused_parameters` from one probe step on the first batch: True only if some trainable
+        parameter gets no gradient (e.g. a logvar head the penalty does not read), so DDP neither fails nor warns."""
+        import copy
+
+        handler = self.accelerator.ddp_handler
+        if handler is None:
+            return
+        model, state = self.model, copy.deepcopy(self.synib_state_dict())
+        self.current_gradient_accumulation_steps = getattr(self, "current_gradient_accumulation_steps", 1)
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+        unused = set()
+        was_training = model.training
+        model.train()
+        with torch.random.fork_rng(devices=devices), self.compute_loss_context_manager():
+            plain_steps = not (self.args.synib_start_step == 0 and self.args.synib_end_step is None)
+            for synib_step in {True, plain_steps}:
+                loss = (self.synib_loss(model, batch, "train", self.args.synib_weight)[0] if synib_step
+                        else Trainer.compute_loss(self, model, batch))
+                loss.backward()
+                unused |= {n for n, p in model.named_parameters() if p.requires_grad and p.grad is None}
+                model.zero_grad(set_to_none=True)
+        model.train(was_training)
+        self.load_synib_state_dict(state)
+        self._metrics["train"].clear()
+        handler.find_unused_parameters = bool(unused)
 
     # ---- the loss ------------------------------------------------------------------------------------------------
 
@@ -222,6 +253,12 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
             self.loss_is_scaled_for_ga = self._plain_loss_is_scaled_for_ga
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         self.loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
+        weight = self.args.synib_weight if mode == "eval" or self.synib_active() else 0.0
+        loss, outputs = self.synib_loss(model, inputs, mode, weight)
+        return (loss, outputs) if return_outputs else loss
+
+    def synib_loss(self, model, inputs, mode: str, weight: float):
+        """`(task loss + weight · Σ_m mean Ω_m, clean outputs)` of one batch; metrics recorded under `mode`."""
         labels = inputs.get("labels")
         if labels is None:
             raise ValueError(
@@ -231,13 +268,12 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         if not self._first_batch_checked:  # evaluation before any training
             self._check_first_batch(inputs)
         check_attended(inputs)
-        weight = self.args.synib_weight if mode == "eval" or self.synib_active() else 0.0
         names = self._path.modality_names(inputs)
         result = self._path.run(model, inputs, labels, weight)
         loss = result.task_loss + weight * valid_mean(result.penalties, result.valid).sum()
         self._check_finite(result, names, mode)
         self._record(mode, names, result, weight)
-        return (loss, result.outputs) if return_outputs else loss
+        return loss, result.outputs
 
     def view_losses(self, masked, labels, logvar=None, unimodal=None) -> torch.Tensor:
         """Ω of each masked view per example, `(M, B)`, for masked scores `(M, B, C)`.
