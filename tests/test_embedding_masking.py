@@ -52,7 +52,8 @@ def test_default_positions_are_image_tokens_and_unsupervised_content_text():
 
 def test_image_tokens_are_never_text_even_when_not_registered_as_special():
     where = modality_positions(IDS, torch.ones_like(IDS), [IMAGE_ID], special_ids=(0, 2, 3))  # <image> not special
-    assert not bool((where["text"] & where["image"]).any()) and where["text"][0].int().tolist() == [0, 0, 0, 1, 1, 1, 0]
+    assert not bool((where["text"] & where["image"]).any())
+    assert where["text"][0].int().tolist() == [0, 0, 0, 1, 1, 1, 0]
 
 
 def test_full_zero_fill_overwrites_only_each_blocks_modality():

@@ -55,8 +55,8 @@ def run(case, output_dir, resume=None, stop_at=None):
                       peft_config=vlm_lora_config(model, r=4))
     else:
         inputs = dict(processing_class=tiny_tokenizer() if "modality_keys" in options else None)
-    trainer = SynIBTrainer(model=model, args=args, train_dataset=data(), callbacks=[StopAt(stop_at)] if stop_at else None,
-                           **inputs)
+    trainer = SynIBTrainer(model=model, args=args, train_dataset=data(),
+                           callbacks=[StopAt(stop_at)] if stop_at else None, **inputs)
     trainer.train(resume_from_checkpoint=resume)
     return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}, trainer
 

@@ -34,8 +34,8 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
       (concatenated on the batch axis) or one after another (`view_batching="sequential"`, lower peak memory). The
       task follows the model (`problem_type`: single-label, multi-label / soft targets, regression) or
       `compute_loss_func`.
-    * **embedding** — a generative vision-language model (LLaVA, Qwen2/2.5/3-VL, Idefics3, SmolVLM, PaliGemma, Gemma3)
-      or a `VLMForSequenceClassification`: views masked on the language model's merged input embeddings in one
+    * **embedding** — a generative vision-language model (LLaVA, Qwen2/2.5/3-VL, Idefics3, SmolVLM, PaliGemma,
+      Gemma3) or a `VLMForSequenceClassification`: views masked on the language model's merged input embeddings in one
       forward (the vision tower once, logits only where read); a generative model is read over `answer_candidates`
       at the answer position and keeps its own LM loss.
 
