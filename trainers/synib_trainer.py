@@ -1,6 +1,5 @@
 """`SynIBTrainer`: `transformers.Trainer` whose loss adds SynIB's masked-view confidence penalty."""
 
-import itertools
 import warnings
 from collections import defaultdict
 from dataclasses import fields
@@ -18,6 +17,7 @@ from .card import SynIBCardMixin
 from .checkpoints import last_complete_checkpoint, load_synib_state, save_synib_state
 from .embedding_path import EmbeddingPath, is_vision_language_model
 from .paths import GenericPath, NativePath, valid_mean
+from .preflight import check_attended, check_first_batch, first_training_batch, set_find_unused_parameters
 from .synib_config import SynIBConfig
 
 
@@ -183,78 +183,11 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         if resume_from_checkpoint is True:
             resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
         if self.train_dataset is not None and self.args.synib_weight > 0:
-            batch = self._first_training_batch()
-            self._check_first_batch(batch)
+            batch = first_training_batch(self)
+            check_first_batch(self, batch)
             if self.args.world_size > 1 and self.args.ddp_find_unused_parameters is None:
-                self._set_find_unused_parameters(batch)
+                set_find_unused_parameters(self, batch)
         return super().train(resume_from_checkpoint, trial, ignore_keys_for_eval, **kwargs)
-
-    def _first_training_batch(self) -> dict:
-        """The first training batch as the dataloader would build it (columns, collator), without a dataloader:
-        nothing of the training run's randomness is drawn."""
-        try:
-            from datasets import Dataset
-        except ImportError:  # the GPU check runs without `datasets`
-            Dataset = ()
-
-        dataset, collator = self.train_dataset, self.data_collator
-        if isinstance(dataset, Dataset):
-            dataset = self._remove_unused_columns(dataset, description="training")
-        else:
-            collator = self._get_collator_with_removed_columns(collator, description="training")
-        size = self.args.per_device_train_batch_size
-        if isinstance(dataset, torch.utils.data.IterableDataset):
-            rows = list(itertools.islice(iter(dataset), size))
-        else:
-            rows = [dataset[i] for i in range(min(size, len(dataset)))]
-        with torch.random.fork_rng(devices=[]):  # a collator may draw (e.g. MLM masking)
-            return self._prepare_inputs(collator(rows))
-
-    def _check_first_batch(self, batch: dict) -> None:
-        """Inputs, masking rules, scores and labels of one batch, with one no-grad forward of two rows."""
-        labels = batch.get("labels")
-        if labels is None:
-            raise ValueError(
-                f"SynIBTrainer needs `labels` in every batch, but the first training batch has only {sorted(batch)}. "
-                "Name the label column 'labels' (or 'label') and check that the data collator keeps it."
-            )
-        check_attended(batch)
-        model = self.model
-        was_training = model.training
-        model.eval()
-        try:
-            with self.compute_loss_context_manager(), torch.random.fork_rng(devices=[]):
-                self._path.validate(model, {k: v for k, v in batch.items() if k != "labels"}, labels)
-        finally:
-            model.train(was_training)
-        self._first_batch_checked = True
-
-    def _set_find_unused_parameters(self, batch: dict) -> None:
-        """DDP's `find_unused_parameters` from one probe step on the first batch: True only if some trainable
-        parameter gets no gradient (e.g. a logvar head the penalty does not read), so DDP neither fails nor warns."""
-        import copy
-
-        handler = self.accelerator.ddp_handler
-        if handler is None:
-            return
-        model, state = self.model, copy.deepcopy(self.synib_state_dict())
-        self.current_gradient_accumulation_steps = getattr(self, "current_gradient_accumulation_steps", 1)
-        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-        unused = set()
-        was_training = model.training
-        model.train()
-        with torch.random.fork_rng(devices=devices), self.compute_loss_context_manager():
-            plain_steps = not (self.args.synib_start_step == 0 and self.args.synib_end_step is None)
-            for synib_step in {True, plain_steps}:
-                loss = (self.synib_loss(model, batch, "train", self.args.synib_weight)[0] if synib_step
-                        else Trainer.compute_loss(self, model, batch))
-                loss.backward()
-                unused |= {n for n, p in model.named_parameters() if p.requires_grad and p.grad is None}
-                model.zero_grad(set_to_none=True)
-        model.train(was_training)
-        self.load_synib_state_dict(state)
-        self._metrics["train"].clear()
-        handler.find_unused_parameters = bool(unused)
 
     # ---- the loss ------------------------------------------------------------------------------------------------
 
@@ -292,7 +225,7 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
                 "the label column 'labels' (or 'label') and check that the data collator keeps it."
             )
         if not self._first_batch_checked:  # evaluation before any training
-            self._check_first_batch(inputs)
+            check_first_batch(self, inputs)
         check_attended(inputs)
         names = self._path.modality_names(inputs)
         result = self._path.run(model, inputs, labels, weight)
@@ -434,17 +367,3 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         for callback in callbacks:
             self.compute_metrics = with_synergy_metrics(self.compute_metrics, callback.unimodal)
             callback.attached = True
-
-
-def check_attended(inputs: dict) -> None:
-    """A clear error for a row whose attention mask attends to nothing (all padding): it would train on garbage."""
-    for key, mask in inputs.items():
-        if key.endswith("attention_mask") and torch.is_tensor(mask) and mask.dim() == 2:
-            empty = ~mask.bool().any(dim=1)
-            if bool(empty.any()):
-                rows = empty.nonzero().flatten().tolist()[:5]
-                raise ValueError(
-                    f"rows {rows} of {key!r} attend to no position (all padding): drop empty texts/inputs from the "
-                    "data set, or give each at least one token (e.g. the tokenizer's special tokens)."
-                )
-
