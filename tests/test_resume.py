@@ -22,8 +22,11 @@ CASES = {  # name → (model, data, SynIBConfig options)
                                  dict(mask_fill="ema_noise", modality_keys=IMAGE_TEXT)),
     "generic-random-shuffle": (CLIPWithHead, lambda: as_dataset(image_text_rows(24)),
                                dict(mask_fill="shuffle", modality_keys=IMAGE_TEXT)),
-    # a generative VLM with LoRA (full fine-tuning of these VLMs does not resume in transformers 5.24: its checkpoint
-    # keys are not converted back on load, transformers#43701); EMA statistics of the merged embeddings
+    # generative VLMs: EMA statistics of the merged embeddings, LoRA and full fine-tuning (whose checkpoint keys
+    # transformers 5.24 does not convert back on a state-dict load, transformers#43701: SynIBTrainer loads them
+    # through from_pretrained)
+    "embedding-full-random-zero": (lambda: tiny_vlm("llava"), lambda: VLMRows(random_batch("llava", 24)),
+                                   dict(mask_fill="zero", answer_candidates=["yes", "no"], lora=False)),
     "embedding-lora-random-ema_noise": (lambda: tiny_vlm("llava"), lambda: VLMRows(random_batch("llava", 24)),
                                         dict(mask_fill="ema_noise", answer_candidates=["yes", "no"])),
     "embedding-lora-random-shuffle": (lambda: tiny_vlm("qwen2_vl"), lambda: VLMRows(random_batch("qwen2_vl", 24)),
@@ -45,6 +48,8 @@ class StopAt(TrainerCallback):
 
 def run(case, output_dir, resume=None, stop_at=None):
     build, data, options = CASES[case]
+    options = dict(options)
+    lora = options.pop("lora", True)
     torch.manual_seed(0)
     model = build()
     args = SynIBConfig(output_dir=str(output_dir), report_to="none", use_cpu=True, disable_tqdm=True, seed=0,
@@ -52,7 +57,7 @@ def run(case, output_dir, resume=None, stop_at=None):
                        save_strategy="steps", save_steps=2, logging_steps=1, **{"mask_type": "random", **options})
     if "answer_candidates" in options:
         inputs = dict(processing_class=tiny_vlm_tokenizer(), data_collator=vlm_collator,
-                      peft_config=vlm_lora_config(model, r=4))
+                      peft_config=vlm_lora_config(model, r=4) if lora else None)
     else:
         inputs = dict(processing_class=tiny_tokenizer() if "modality_keys" in options else None)
     trainer = SynIBTrainer(model=model, args=args, train_dataset=data(),

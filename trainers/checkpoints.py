@@ -94,3 +94,20 @@ def last_complete_checkpoint(output_dir: str) -> str:
         f"resume_from_checkpoint=True, but no checkpoint in {output_dir} is complete ({reasons}). A kill during a "
         "save leaves such folders: delete them, or start without resume_from_checkpoint."
     )
+
+
+def load_converted(model, checkpoint: str) -> None:
+    """Load a checkpoint's weights into `model` through `from_pretrained`, which converts the key names a model saves
+    under (legacy names for the VLMs of transformers 5.24) back to its own.
+
+    Raises:
+        ValueError: the converted weights still do not match the model (naming the keys).
+    """
+    loaded = type(model).from_pretrained(checkpoint)
+    result = model.load_state_dict(loaded.state_dict(), strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"{checkpoint} does not hold the weights of this {type(model).__name__}: missing "
+            f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}; resume from a checkpoint of the same "
+            "model."
+        )

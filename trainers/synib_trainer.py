@@ -14,7 +14,7 @@ from synib_hf.native import implements_native_protocol
 from synib_hf.penalties import gaussian, unimodal_anchor
 
 from .card import SynIBCardMixin
-from .checkpoints import last_complete_checkpoint, load_synib_state, save_synib_state
+from .checkpoints import last_complete_checkpoint, load_converted, load_synib_state, save_synib_state
 from .embedding_path import EmbeddingPath, is_vision_language_model
 from .paths import GenericPath, NativePath, valid_mean
 from .preflight import check_attended, check_first_batch, first_training_batch, set_find_unused_parameters
@@ -346,6 +346,22 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         # Why: SynIB's own randomness and fill statistics are part of the RNG state a checkpoint restores.
         super()._save_rng_state(output_dir)
         save_synib_state(self.synib_state_dict(), output_dir, self.args.process_index, self.args.world_size)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        # Why: transformers 5.24 saves some models (its VLMs) under legacy key names that this state-dict load does not
+        # map back (huggingface/transformers#43701), and would resume from the initial weights with a warning.
+        self._mismatched_load = False
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        if self._mismatched_load:
+            load_converted(model if model is not None else self.model, resume_from_checkpoint)
+
+    def _issue_warnings_after_load(self, load_result) -> None:
+        # Why: keys that do not match are a failed load, not a warning: `_load_from_checkpoint` loads them converted.
+        ignorable = set(getattr(self.model, "_keys_to_ignore_on_save", None) or ())
+        if load_result.unexpected_keys or set(load_result.missing_keys) - ignorable:
+            self._mismatched_load = True
+            return
+        super()._issue_warnings_after_load(load_result)
 
     def _load_rng_state(self, checkpoint: Optional[str]) -> None:
         # Why: restore them with the Trainer's RNG state, so masks continue where the checkpoint left them.
