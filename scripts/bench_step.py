@@ -98,7 +98,8 @@ def build(size, seq_len, batch, lora):
     from synib_hf import FusionConfig, FusionForSequenceClassification, lora_config_for
 
     spec = SIZES[size]
-    config = FusionConfig(vision_config=CLIPVisionConfig(**spec["vision"]), text_config=DebertaV2Config(**spec["text"]),
+    config = FusionConfig(vision_config=CLIPVisionConfig(**spec["vision"]),
+                          text_config=DebertaV2Config(**spec["text"]),
                           projection_dim=256, fusion_hidden_size=512, fusion_dropout=0.0)
     torch.manual_seed(0)
     model = FusionForSequenceClassification(config)

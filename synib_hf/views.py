@@ -16,7 +16,8 @@ class ViewResult:
         outputs: what `Trainer.prediction_step` returns as predictions, e.g. `{"logits": clean scores}`.
         masked: `(M, B, K)` the masked views' scores that the penalty reads (classes, labels or answer candidates).
         penalties: `(M, B)` Ω of each masked view and example.
-        targets: what masked accuracy compares `masked` with (class ids `(B,)`, or targets `(B, K)`); None: no accuracy.
+        targets: what masked accuracy compares `masked` with (class ids `(B,)`, or targets `(B, K)`); None: no
+            accuracy.
         valid: `(B,)` bool, the rows that count in the penalty and the logged means (ignore-index rows do not).
         penalty_applied: True when each view's penalty was back-propagated already (sequential views); the trainer
             then adds it to the returned loss detached, for logging only.

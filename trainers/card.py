@@ -43,7 +43,8 @@ class SynIBCardMixin:
         repo_id = self.args.hub_model_id
         model_name = model_name or Path(repo_id or os.path.abspath(self.args.output_dir)).name
         if eval_metrics is None:
-            eval_metrics = next((h for h in reversed(self.state.log_history) if any(k.startswith("eval_") for k in h)), {})
+            evaluations = (h for h in reversed(self.state.log_history) if any(k.startswith("eval_") for k in h))
+            eval_metrics = next(evaluations, {})
         core = self.core_model()
         config = getattr(core, "config", None)
         names = ("_name_or_path", "vision_name_or_path", "text_name_or_path", "vlm_name_or_path")

@@ -108,6 +108,6 @@ def load_converted(model, checkpoint: str) -> None:
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(
             f"{checkpoint} does not hold the weights of this {type(model).__name__}: missing "
-            f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}; resume from a checkpoint of the same "
-            "model."
+            f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}; resume from a checkpoint of the "
+            "same model."
         )

@@ -69,7 +69,9 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
 
     _tag_names = ["synib", "multimodal"]
 
-    def __init__(self, model=None, args: Optional[SynIBConfig] = None, processing_class=None, peft_config=None, **kwargs):
+    def __init__(
+        self, model=None, args: Optional[SynIBConfig] = None, processing_class=None, peft_config=None, **kwargs
+    ):
         # Why: validate SynIB's arguments against the model before any step runs, and set up the masking state.
         if args is None:
             args = SynIBConfig(output_dir="synib-output")

@@ -68,13 +68,16 @@ class FusionForSequenceClassification(SynIBNativeMixin, VerifiedLoadingMixin, Pr
         width, classes = config.projection_dim, config.num_labels
         self.vision_projection = nn.Linear(self.vision_model.config.hidden_size, width)
         self.text_projection = nn.Linear(self.text_model.config.hidden_size, width)
-        self.feature_norm = nn.LayerNorm(width, elementwise_affine=False) if config.normalize_features else nn.Identity()
+        norm = nn.LayerNorm(width, elementwise_affine=False) if config.normalize_features else nn.Identity()
+        self.feature_norm = norm
         self.fusion = nn.Sequential(
             nn.Dropout(config.fusion_dropout), nn.Linear(2 * width, config.fusion_hidden_size), nn.GELU()
         )
         self.classifier = nn.Linear(config.fusion_hidden_size, classes)
         self.unimodal = (
-            nn.ModuleDict({m: nn.Linear(width, classes) for m in self.synib_modalities}) if config.unimodal_heads else None
+            nn.ModuleDict({m: nn.Linear(width, classes) for m in self.synib_modalities})
+            if config.unimodal_heads
+            else None
         )
         self.logvar = nn.Linear(config.fusion_hidden_size, classes) if config.logvar_head else None
         self.synib_detach_unimodal_heads = config.detach_unimodal_heads

@@ -90,7 +90,8 @@ class MLPFusionForClassification(SynIBNativeMixin, VerifiedLoadingMixin, PreTrai
         unknown = sorted(set(inputs) - set(self.synib_modalities))
         if unknown:
             raise ValueError(
-                f"{type(self).__name__} got unexpected inputs {unknown}; its modalities are {list(self.synib_modalities)}."
+                f"{type(self).__name__} got unexpected inputs {unknown}; its modalities are "
+                f"{list(self.synib_modalities)}."
             )
         self._check_inputs(inputs)
         return self.synib_forward(inputs, labels, synib_views, output_unimodal_logits)
