@@ -7,6 +7,7 @@ model's `from_pretrained` the same guarantees, and [`load_checked`] wraps any ot
 """
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -50,6 +51,8 @@ def weights_file_problem(path, check_values: bool = True) -> Optional[str]:
                 bad = [key for key in keys if check_values and _non_finite(handle.get_tensor(key))]
         except SafetensorError as error:
             return f"does not parse as safetensors ({error}): the file is truncated or corrupt; save it again"
+    elif not check_values:  # a torch zip cut short has no end record; reading it whole is not needed
+        return None if zipfile.is_zipfile(path) else "is not a complete torch file (truncated or corrupt); save it again"
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -71,11 +74,13 @@ def _is_weights_file(name: str) -> bool:
     return name.endswith(".safetensors") or (name.endswith(".bin") and name.startswith(("pytorch_model", "adapter_")))
 
 
-def _config_problem(folder: Path, name: str) -> Optional[str]:
+def _config_problem(folder: Path, name: str, load: bool = True) -> Optional[str]:
     try:
         json.loads((folder / name).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         return f"is not valid JSON ({error})"
+    if not load:
+        return None
     try:
         if name == "config.json":
             from transformers import AutoConfig
@@ -90,10 +95,11 @@ def _config_problem(folder: Path, name: str) -> Optional[str]:
     return None
 
 
-def checkpoint_problems(folder, check_values: bool = True) -> list:
+def checkpoint_problems(folder, check_values: bool = True, load_configs: bool = True) -> list:
     """Everything wrong with a checkpoint folder (and its subfolders, e.g. `adapter/`), as `"relative/path: problem"`
     lines; empty when every weights file parses and is complete (and finite, with `check_values`), every shard an
-    index names exists, and every `config.json` / `adapter_config.json` loads.
+    index names exists, and every `config.json` / `adapter_config.json` loads (with `load_configs`; else parses: a
+    model whose config class is not registered with the Auto classes is fine then).
 
     Example:
 
@@ -118,7 +124,7 @@ def checkpoint_problems(folder, check_values: bool = True) -> list:
                 missing = sorted(shard for shard in shards if not (path.parent / shard).is_file())
                 problem = f"names shards that are missing: {_listed(missing)}" if missing else None
         elif name in ("config.json", "adapter_config.json"):
-            problem = _config_problem(path.parent, name)
+            problem = _config_problem(path.parent, name, load_configs)
         if problem:
             problems.append(f"{where}: {problem}")
     return problems

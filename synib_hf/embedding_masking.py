@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .masking import FillStatistics, MaskRandomness, MaskSpec
+from .tasks import IGNORE_INDEX
 
 
 EMBEDDING_MASK_TYPES = ("full", "random")
@@ -102,7 +103,7 @@ def modality_positions(
         if attention_mask is not None:
             text &= attention_mask.bool()
         if labels is not None:
-            text &= labels == -100
+            text &= labels == IGNORE_INDEX
         if readout_positions is not None:
             text[torch.arange(text.shape[0], device=text.device), readout_positions] = False
     positions = {"image": image, "text": text}

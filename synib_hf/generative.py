@@ -17,8 +17,9 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from .tasks import IGNORE_INDEX
 
-IGNORE_INDEX = -100
+
 
 
 def answer_positions(labels: torch.Tensor) -> torch.Tensor:

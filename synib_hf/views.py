@@ -19,8 +19,9 @@ class ViewResult:
         targets: what masked accuracy compares `masked` with (class ids `(B,)`, or targets `(B, K)`); None: no
             accuracy.
         valid: `(B,)` bool, the rows that count in the penalty and the logged means (ignore-index rows do not).
-        penalty_applied: True when each view's penalty was back-propagated already (sequential views); the trainer
-            then adds it to the returned loss detached, for logging only.
+            Sequential views return their penalties detached: each view was back-propagated already.
+        task_scaled_for_ga: True when `task_loss` is already a share of the whole accumulated batch (a token-level
+            loss divided by the Trainer's `num_items_in_batch`); the trainer then scales the penalty itself.
         columns: extra per-example values to log, e.g. `{"fused_loss": (B,)}`.
     """
 
@@ -30,7 +31,7 @@ class ViewResult:
     penalties: torch.Tensor
     targets: Optional[torch.Tensor]
     valid: torch.Tensor
-    penalty_applied: bool = False
+    task_scaled_for_ga: bool = False
     columns: dict = field(default_factory=dict)
 
 

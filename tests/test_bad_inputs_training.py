@@ -167,6 +167,12 @@ def error_cases():
         trainer = SynIBTrainer(model=Heads(), args=args(tmp_path, modality_keys=AB), train_dataset=rows())
         trainer.evaluate(rows().remove_columns("labels"))
 
+    def compute_loss_func_on_the_native_path(tmp_path):
+        SynIBTrainer(model=mlp_fusion(), args=args(tmp_path), compute_loss_func=lambda *a, **k: 0)
+
+    def label_smoothing_on_the_native_path(tmp_path):
+        SynIBTrainer(model=mlp_fusion(), args=args(tmp_path, label_smoothing_factor=0.1))
+
     def non_finite_inputs(tmp_path):
         data = {**vector_xor(8)}
         data["x1"] = data["x1"].copy()
@@ -197,6 +203,10 @@ def error_cases():
         "label-smoothing-on-a-multi-label-head": (label_smoothing_multilabel, "label_smoothing_factor applies to"),
         "evaluate-without-labels": (evaluate_without_labels, r"evaluate\(\) needs labels .* trainer.predict\(\)"),
         "non-finite-inputs": (non_finite_inputs, r"Non-finite logits at step 0 \(train\)"),
+        "compute-loss-func-on-the-native-path": (compute_loss_func_on_the_native_path,
+                                                 "compute_loss_func is not used on the native path"),
+        "label-smoothing-on-the-native-path": (label_smoothing_on_the_native_path,
+                                               "label_smoothing_factor is not used on the native path"),
     }
 
 

@@ -49,7 +49,7 @@ def test_missing_label_and_missing_split(memes):
     rewrite(memes, "train.jsonl", lambda rows: rows[0].pop("label"))
     with pytest.raises(ValueError, match="the row has no label"):
         load_hateful_memes(memes)
-    assert load_hateful_memes(memes, require_labels=False)["train"][0]["label"] == -1
+    assert load_hateful_memes(memes, require_labels=False)["train"][0]["label"] == -100  # the ignore index
     (memes / "test_seen.jsonl").unlink()
     with pytest.raises(FileNotFoundError, match="test_seen.jsonl not found"):
         load_hateful_memes(memes, require_labels=False)

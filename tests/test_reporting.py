@@ -74,3 +74,14 @@ def test_the_callback_with_a_plain_trainer_says_what_to_use(tmp_path):
                                                                                                "x2": [0] * 8})])
     with pytest.raises(ValueError, match="pass compute_metrics=synib_hf.synergy.synergy_compute_metrics"):
         trainer.evaluate()
+
+
+def test_one_callback_serves_several_trainers(tmp_path):
+    """A λ sweep may share one SynergySubsetCallback: every trainer reports the groups."""
+    data = vector_xor(12, seed=2)
+    callback = SynergySubsetCallback({"x1": np.zeros(12, dtype=int), "x2": np.ones(12, dtype=int)})
+    for weight in (0.0, 1.0):
+        trainer = SynIBTrainer(model=mlp_fusion(), args=config(tmp_path / str(weight), synib_weight=weight),
+                               train_dataset=as_dataset(vector_xor(16)), eval_dataset=as_dataset(data),
+                               callbacks=[callback])
+        assert "eval_synergy_accuracy" in trainer.evaluate()

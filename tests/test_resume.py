@@ -115,3 +115,36 @@ def test_no_complete_checkpoint_is_a_clear_error(tmp_path):
         run("native-full", tmp_path, resume=True)
     with pytest.raises(ValueError, match="holds no checkpoint-<step> folder"):
         run("native-full", tmp_path / "empty", resume=True)
+
+
+def test_a_model_whose_config_is_not_registered_resumes(tmp_path):
+    """The complete-checkpoint check parses configs without the Auto classes: a custom model still resumes."""
+    from transformers import PretrainedConfig, PreTrainedModel
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    class CustomConfig(PretrainedConfig):
+        model_type = "synib_test_unregistered"
+
+    class Custom(PreTrainedModel):
+        config_class = CustomConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.left, self.right = torch.nn.Linear(6, 2), torch.nn.Linear(6, 2)
+
+        def forward(self, x1=None, x2=None, labels=None):
+            return SequenceClassifierOutput(logits=self.left(x1) + self.right(x2))
+
+    def go(resume=None, stop_at=None):
+        torch.manual_seed(0)
+        model = Custom(CustomConfig())
+        args = SynIBConfig(output_dir=str(tmp_path / "custom"), report_to="none", use_cpu=True, disable_tqdm=True,
+                           seed=0, synib_weight=1.0, per_device_train_batch_size=4, max_steps=4, save_steps=2,
+                           modality_keys={"a": ["x1"], "b": ["x2"]}, remove_unused_columns=False)
+        trainer = SynIBTrainer(model=model, args=args, train_dataset=as_dataset(vector_xor(16)),
+                               callbacks=[StopAt(stop_at)] if stop_at else None)
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer
+
+    go(stop_at=2)
+    assert go(resume=True).state.global_step == 4

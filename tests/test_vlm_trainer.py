@@ -66,14 +66,25 @@ def test_lambda_zero_is_trainer_in_training_and_evaluation(tmp_path, family):
     assert plain_prediction.predictions.shape[:1] == (8,)
 
 
+def uneven_rows(n=8):
+    """Rows whose answers differ in length: the first half supervises the answer token only, the rest answer + EOS."""
+    batch = random_batch("llava", n)
+    batch["labels"][: n // 2, -1] = -100
+    return VLMRows(batch)
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0])
 @pytest.mark.parametrize("batching", ["concatenated", "sequential"])
-def test_gradient_accumulation_1xN_equals_Nx1(tmp_path, batching):
-    data = rows("llava", 8)
+@pytest.mark.parametrize("answers", ["even", "uneven"])
+def test_gradient_accumulation_1xN_equals_Nx1(tmp_path, batching, answers, weight):
+    """LLaVA takes loss kwargs: like Trainer, SynIB divides its token loss by the accumulated batch's token count, so
+    micro-batches with answers of different lengths still add up to the full batch (λ = 0 is the control)."""
+    data = rows("llava", 8) if answers == "even" else uneven_rows(8)
     results = []
     for batch, accumulation in ((8, 1), (2, 4)):
         model = tiny_vlm("llava").train()
         # SGD, not Adam: Adam's normalisation would hide a wrongly scaled gradient.
-        synib = trainer(model, tmp_path / f"{batch}", data, synib_weight=1.0, mask_type="full", mask_fill="zero",
+        synib = trainer(model, tmp_path / f"{batch}", data, synib_weight=weight, mask_type="full", mask_fill="zero",
                         per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation, max_steps=2,
                         learning_rate=0.5, optim="sgd", train_sampling_strategy="sequential", view_batching=batching)
         synib.train()
@@ -212,3 +223,30 @@ def test_saved_checkpoint_loads_with_the_class_its_card_names(tmp_path):
     batch = {k: v for k, v in random_batch("qwen2_5_vl", 2).items() if k != "labels"}
     with torch.no_grad():
         torch.testing.assert_close(loaded(**batch).logits, synib.model.eval()(**batch).logits, rtol=0, atol=0)
+
+
+def test_a_task_loss_of_its_own_is_refused_on_the_embedding_path(tmp_path):
+    """The model's own LM loss is the task: compute_loss_func / label smoothing would apply in one view batching only."""
+    with pytest.raises(ValueError, match="compute_loss_func is not used on the embedding path"):
+        SynIBTrainer(model=tiny_vlm("llava"), args=synib_args(tmp_path, synib_weight=1.0),
+                     processing_class=tiny_vlm_tokenizer(), compute_loss_func=lambda *a, **k: 0)
+    with pytest.raises(ValueError, match="label_smoothing_factor is not used on the embedding path"):
+        SynIBTrainer(model=tiny_vlm("llava"), args=synib_args(tmp_path, synib_weight=1.0, label_smoothing_factor=0.1),
+                     processing_class=tiny_vlm_tokenizer())
+
+
+def test_the_best_model_loads_back_with_converted_keys(tmp_path):
+    """transformers 5.24 saves LLaVA under legacy key names (huggingface/transformers#43701): load_best_model_at_end
+    must still load the best checkpoint's weights, not keep the last ones."""
+    from transformers import LlavaForConditionalGeneration
+
+    model = tiny_vlm("llava").train()
+    synib = trainer(model, tmp_path, rows("llava", 8), synib_weight=1.0, per_device_train_batch_size=4, max_steps=3,
+                    learning_rate=0.5, optim="sgd", eval_strategy="steps", eval_steps=1, save_strategy="steps",
+                    save_steps=1, load_best_model_at_end=True, metric_for_best_model="loss", greater_is_better=True)
+    synib.train()
+    best = synib.state.best_model_checkpoint
+    assert best is not None and not best.endswith("checkpoint-3")  # the highest evaluation loss: not the last step
+    saved = LlavaForConditionalGeneration.from_pretrained(best)
+    for (name, a), b in zip(saved.named_parameters(), model.parameters()):
+        assert torch.equal(a, b), name

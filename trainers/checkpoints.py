@@ -57,7 +57,7 @@ def checkpoint_problem(folder: str) -> Optional[str]:
         return "trainer_state.json does not parse"
     if not any(name in WEIGHT_FILES or name.endswith(".safetensors.index.json") for name in os.listdir(folder)):
         return "no model weights"
-    problems = checkpoint_problems(folder, check_values=False)
+    problems = checkpoint_problems(folder, check_values=False, load_configs=False)
     if problems:
         return problems[0]
     for name in os.listdir(folder):
@@ -111,3 +111,14 @@ def load_converted(model, checkpoint: str) -> None:
             f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}; resume from a checkpoint of the "
             "same model."
         )
+
+
+def tied_keys(model) -> set:
+    """Names of parameters that share their storage with another (tied weights: a checkpoint stores one of them)."""
+    seen, tied = {}, set()
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        pointer = parameter.data_ptr()
+        if pointer in seen:
+            tied |= {name, seen[pointer]}
+        seen.setdefault(pointer, name)
+    return tied

@@ -13,16 +13,15 @@ from typing import Mapping
 import torch
 from transformers import Trainer
 
+from synib_hf.embedding_masking import EMBEDDING_MODALITIES
 from synib_hf.generative import answer_classes, answer_positions, candidate_logits, candidate_token_ids
 from synib_hf.models.vlm import VLMForSequenceClassification, VLMViews
 from synib_hf.models.vlm.families import VLM_FAMILIES
 from synib_hf.tasks import classification_task
 from synib_hf.views import ViewResult
 
-from .paths import valid_mean
+from .paths import refuse_own_task_loss, valid_mean
 
-
-EMBEDDING_MODALITIES = ("image", "text")
 
 
 def is_vision_language_model(core) -> bool:
@@ -60,6 +59,7 @@ class EmbeddingPath:
             raise ValueError(
                 "view_batching='sequential' back-propagates each view itself; it does not support DeepSpeed."
             )
+        refuse_own_task_loss(trainer, "embedding", "the task loss is the model's own LM or classification loss")
         self.masked_modalities = trainer.check_masked_modalities(EMBEDDING_MODALITIES)
         tokenizer = getattr(processing_class, "tokenizer", processing_class)
         special_ids = tuple(getattr(tokenizer, "all_special_ids", None) or ())
@@ -95,14 +95,13 @@ class EmbeddingPath:
             answer_classes(labels, answers, self.candidate_ids)
             views.positions(batch, labels=labels, readout_positions=answers)
             trainer.task = classification_task(torch.zeros(1, len(self.candidate_ids)))
-        if trainer.args.mask_fill == "shuffle" and trainer.args.per_device_train_batch_size < 2:
-            raise ValueError(
-                "mask_fill='shuffle' fills each example from another of its batch, so per_device_train_batch_size "
-                f"must be at least 2 (it is {trainer.args.per_device_train_batch_size}); or use mask_fill='ema_noise'."
-            )
 
-    def run(self, model, inputs: Mapping, labels: torch.Tensor, weight: float) -> ViewResult:
+    def run(
+        self, model, inputs: Mapping, labels: torch.Tensor, weight: float, num_items_in_batch=None
+    ) -> ViewResult:
         trainer, args = self.trainer, self.trainer.args
+        # as Trainer: a model that takes loss kwargs divides its token loss by the accumulated batch's token count
+        items = num_items_in_batch if trainer.model_accepts_loss_kwargs else None
         masked_layout = self.masked_modalities
         # every generative row has an answer (answer_positions raises otherwise); class rows labelled -100 do not count
         if self.is_classifier:
@@ -110,17 +109,21 @@ class EmbeddingPath:
         else:
             valid = torch.ones_like(labels[:, 0], dtype=torch.bool)
         if not model.training:  # the clean batch exactly as Trainer evaluates it, the views in a second forward
-            plain_loss, outputs = Trainer.compute_loss(trainer, model, self._model_inputs(inputs), return_outputs=True)
+            plain_loss, outputs = Trainer.compute_loss(trainer, model, self._model_inputs(inputs), return_outputs=True,
+                                                       num_items_in_batch=num_items_in_batch)
             readout = self._read(model, inputs, masked_layout, training=False)
             clean = self._clean_scores(outputs, inputs)
             penalties = trainer.view_losses(readout.masked_logits, readout.classes, readout.masked_logvar)
             return ViewResult(plain_loss, outputs, readout.masked_logits, penalties, readout.classes, valid,
                               columns={"clean_accuracy": trainer.task.correct(clean, readout.classes)})
         if args.view_batching == "concatenated":
-            readout = self._read(model, inputs, (None, *masked_layout), training=True)
+            readout = self._read(model, inputs, (None, *masked_layout), training=True, num_items_in_batch=items)
             penalties = trainer.view_losses(readout.masked_logits, readout.classes, readout.masked_logvar)
-            return ViewResult(readout.task_loss, {"logits": readout.logits}, readout.masked_logits, penalties,
-                              readout.classes, valid)
+            task_loss = readout.task_loss
+            if items is not None and args.average_tokens_across_devices:
+                task_loss = task_loss * trainer.accelerator.num_processes  # as Trainer: the count spans processes
+            return ViewResult(task_loss, {"logits": readout.logits}, readout.masked_logits, penalties,
+                              readout.classes, valid, task_scaled_for_ga=items is not None)
         # Sequential: each view's penalty is back-propagated here, so only one view's activations live at a time.
         masked, penalties = [], []
         for modality in masked_layout:
@@ -133,19 +136,19 @@ class EmbeddingPath:
             masked.append(readout.masked_logits[0].detach())
             penalties.append(penalty.detach())
         task_loss, outputs = Trainer.compute_loss(trainer, model, self._model_inputs(inputs, use_cache=False),
-                                                  return_outputs=True)
+                                                  return_outputs=True, num_items_in_batch=num_items_in_batch)
         return ViewResult(task_loss, {"logits": self._clean_scores(outputs, inputs)}, torch.stack(masked),
-                          torch.stack(penalties), readout.classes, valid, penalty_applied=True)
+                          torch.stack(penalties), readout.classes, valid, task_scaled_for_ga=items is not None)
 
     def _model_inputs(self, inputs, **extra) -> dict:
         """The batch as the model takes it (SynIB's own columns left out)."""
         return {**{k: v for k, v in inputs.items() if k not in self.extra_columns}, **extra}
 
-    def _read(self, model, inputs, layout, training: bool):
+    def _read(self, model, inputs, layout, training: bool, num_items_in_batch=None):
         if self.is_classifier:
             return self.views.classification(model, inputs, layout, training)
         return self.views.generative(model, inputs, self.candidate_ids, layout, training,
-                                     lean_logits=self.trainer.args.lean_logits)
+                                     lean_logits=self.trainer.args.lean_logits, num_items_in_batch=num_items_in_batch)
 
     def _clean_scores(self, outputs, inputs) -> torch.Tensor:
         """`(B, C)` clean scores from a plain forward: the head's logits, or the candidates' at the answer position."""

@@ -25,6 +25,21 @@ def valid_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return (values * valid).sum(dim=-1) / valid.sum().clamp_min(1)
 
 
+def refuse_own_task_loss(trainer, path: str, why: str) -> None:
+    """A path whose task loss is the model's own cannot honour `compute_loss_func` or `label_smoothing_factor` the
+    same way in every view batching: an error, not a silently different objective (λ = 0 is `Trainer` and takes
+    both)."""
+    args = trainer.args
+    if args.synib_weight == 0 and not args.eval_masked_views:
+        return
+    for name, value in (("compute_loss_func", trainer.compute_loss_func),
+                        ("label_smoothing_factor", args.label_smoothing_factor)):
+        if value:
+            raise ValueError(
+                f"{name} is not used on the {path} path ({why}); remove it, or use synib_weight=0 for plain training."
+            )
+
+
 class NativePath:
     """Feature-level views of a model implementing the native protocol."""
 
@@ -53,6 +68,7 @@ class NativePath:
                 f"modality: it needs exactly two modalities with unimodal heads; {type(core).__name__} has "
                 f"{list(modalities)}. Use synib_penalty='kl_uniform'."
             )
+        refuse_own_task_loss(trainer, "native", "the task loss is the model's own, fused and unimodal heads")
         self.masker = FeatureMasker(spec, self.masked_modalities, randomness)
 
     def modality_names(self, batch) -> tuple:
@@ -64,7 +80,9 @@ class NativePath:
             logits = model(**{k: v[:2] for k, v in batch.items()}).logits
         classification_task(logits).check_labels(labels)
 
-    def run(self, model, inputs: Mapping, labels: torch.Tensor, weight: float) -> ViewResult:
+    def run(
+        self, model, inputs: Mapping, labels: torch.Tensor, weight: float, num_items_in_batch=None
+    ) -> ViewResult:
         outputs = model(**inputs, synib_views=self.masker)
         if getattr(outputs, "masked_logits", None) is None:
             raise ValueError(
@@ -147,11 +165,6 @@ class GenericPath:
             for key, coordinates in (args.oracle_coordinates or {}).items():
                 if key in batch:
                     check_oracle_coordinates(key, coordinates, batch[key].shape[-1])
-        if args.mask_fill == "shuffle" and args.per_device_train_batch_size < 2:
-            raise ValueError(
-                "mask_fill='shuffle' fills each example from another of its batch, so per_device_train_batch_size "
-                f"must be at least 2 (it is {args.per_device_train_batch_size}); or use mask_fill='ema_noise'."
-            )
         with torch.no_grad():
             outputs = model(**{k: v[:2] for k, v in batch.items()})
         scores = classification_scores(outputs, args.logits_key)
@@ -176,7 +189,9 @@ class GenericPath:
             )
         trainer.task = task
 
-    def run(self, model, inputs: Mapping, labels: torch.Tensor, weight: float) -> ViewResult:
+    def run(
+        self, model, inputs: Mapping, labels: torch.Tensor, weight: float, num_items_in_batch=None
+    ) -> ViewResult:
         trainer, args = self.trainer, self.trainer.args
         task = trainer.task
         task.check_labels(labels)
@@ -210,7 +225,7 @@ class GenericPath:
         outputs = model(**batch)
         logits = classification_scores(outputs, args.logits_key)
         return ViewResult(self._task_loss(outputs, logits, labels, size), {"logits": logits}, torch.stack(masked),
-                          torch.stack(penalties), labels, valid, penalty_applied=True)
+                          torch.stack(penalties), labels, valid)
 
     def _logvar(self, outputs, views: int):
         key = self.trainer.args.logvar_key

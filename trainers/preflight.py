@@ -2,9 +2,12 @@
 scores, labels, task) with one no-grad forward of two rows, and, under DDP, `find_unused_parameters` decided from
 one probe step, so a misconfigured run fails in seconds and a correct one neither fails nor warns."""
 
+import contextlib
 import copy
 import itertools
+import random
 
+import numpy as np
 import torch
 from transformers import Trainer
 
@@ -23,12 +26,25 @@ def first_training_batch(trainer) -> dict:
     else:
         collator = trainer._get_collator_with_removed_columns(collator, description="training")
     size = trainer.args.per_device_train_batch_size
-    if isinstance(dataset, torch.utils.data.IterableDataset):
-        rows = list(itertools.islice(iter(dataset), size))
-    else:
-        rows = [dataset[i] for i in range(min(size, len(dataset)))]
-    with torch.random.fork_rng(devices=[]):  # a collator may draw (e.g. MLM masking)
+    with preserved_rng():  # a data set's __getitem__ or a collator may draw (random crops, MLM masking)
+        if isinstance(dataset, torch.utils.data.IterableDataset):
+            rows = list(itertools.islice(iter(dataset), size))
+        else:
+            rows = [dataset[i] for i in range(min(size, len(dataset)))]
         return trainer._prepare_inputs(collator(rows))
+
+
+@contextlib.contextmanager
+def preserved_rng():
+    """Python's, NumPy's and torch's (CPU and current GPU) random states, as they were before the block."""
+    python, numpy_state = random.getstate(), np.random.get_state()
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy_state)
 
 
 def check_first_batch(trainer, batch: dict) -> None:
@@ -44,7 +60,7 @@ def check_first_batch(trainer, batch: dict) -> None:
     was_training = model.training
     model.eval()
     try:
-        with trainer.compute_loss_context_manager(), torch.random.fork_rng(devices=[]):
+        with trainer.compute_loss_context_manager(), preserved_rng():
             trainer._path.validate(model, {k: v for k, v in batch.items() if k != "labels"}, labels)
     finally:
         model.train(was_training)
@@ -59,15 +75,15 @@ def set_find_unused_parameters(trainer, batch: dict) -> None:
     if handler is None:
         return
     model, state = trainer.model, copy.deepcopy(trainer.synib_state_dict())
+    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()}  # e.g. BatchNorm running statistics
     trainer.current_gradient_accumulation_steps = getattr(trainer, "current_gradient_accumulation_steps", 1)
     own = getattr(trainer._path, "extra_columns", ())  # SynIB's own columns are not model inputs
     plain_batch = {k: v for k, v in batch.items() if k not in own}
     plain_steps = not (trainer.args.synib_start_step == 0 and trainer.args.synib_end_step is None)
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     unused = set()
     was_training = model.training
     model.train()
-    with torch.random.fork_rng(devices=devices), trainer.compute_loss_context_manager():
+    with preserved_rng(), trainer.compute_loss_context_manager():
         for synib_step in {True, plain_steps}:
             loss = (trainer.synib_loss(model, batch, "train", trainer.args.synib_weight)[0] if synib_step
                     else Trainer.compute_loss(trainer, model, plain_batch))
@@ -75,6 +91,9 @@ def set_find_unused_parameters(trainer, batch: dict) -> None:
             unused |= {n for n, p in model.named_parameters() if p.requires_grad and p.grad is None}
             model.zero_grad(set_to_none=True)
     model.train(was_training)
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            buffer.copy_(buffers[name])
     trainer.load_synib_state_dict(state)
     trainer._metrics["train"].clear()
     handler.find_unused_parameters = bool(unused)

@@ -270,6 +270,11 @@ class SynIBConfig(TrainingArguments):
                 )
         if self.modality_keys is not None:
             _check_modality_keys(self.modality_keys)
+        if self.mask_fill == "shuffle" and self.per_device_train_batch_size < 2:
+            raise ValueError(
+                "mask_fill='shuffle' fills each example from another of its batch, so per_device_train_batch_size "
+                f"must be at least 2 (it is {self.per_device_train_batch_size}); or use mask_fill='ema_noise'."
+            )
         if self.masked_modalities is not None and not self.masked_modalities:
             raise ValueError("masked_modalities is empty: list at least one modality, or None for all of them.")
         if self.answer_candidates is not None:

@@ -1,5 +1,6 @@
 """`SynIBTrainer`: `transformers.Trainer` whose loss adds SynIB's masked-view confidence penalty."""
 
+import contextlib
 import warnings
 from collections import defaultdict
 from dataclasses import fields
@@ -14,7 +15,7 @@ from synib_hf.native import implements_native_protocol
 from synib_hf.penalties import gaussian, unimodal_anchor
 
 from .card import SynIBCardMixin
-from .checkpoints import last_complete_checkpoint, load_converted, load_synib_state, save_synib_state
+from .checkpoints import last_complete_checkpoint, load_converted, load_synib_state, save_synib_state, tied_keys
 from .embedding_path import EmbeddingPath, is_vision_language_model
 from .paths import GenericPath, NativePath, valid_mean
 from .preflight import check_attended, check_first_batch, first_training_batch, set_find_unused_parameters
@@ -213,13 +214,17 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
             own = getattr(self._path, "extra_columns", ())  # SynIB's own columns (synib_text_mask) are not inputs
             inputs = {k: v for k, v in inputs.items() if k not in own} if own else inputs
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        self.loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
         weight = self.args.synib_weight if mode == "eval" or self.synib_active() else 0.0
-        loss, outputs = self.synib_loss(model, inputs, mode, weight)
+        loss, outputs = self.synib_loss(model, inputs, mode, weight, num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
 
-    def synib_loss(self, model, inputs, mode: str, weight: float):
-        """`(task loss + weight · Σ_m mean Ω_m, clean outputs)` of one batch; metrics recorded under `mode`."""
+    def synib_loss(self, model, inputs, mode: str, weight: float, num_items_in_batch=None):
+        """`(task loss + weight · Σ_m mean Ω_m, clean outputs)` of one batch; metrics recorded under `mode`.
+
+        The penalty is a per-batch mean. When the path's task loss is already a share of the whole accumulated batch
+        (a token-level loss divided by `num_items_in_batch`, as `Trainer` does for models that accept loss kwargs),
+        the penalty is divided by the accumulation steps here and the Trainer is told not to scale; otherwise the
+        Trainer divides the sum."""
         labels = inputs.get("labels")
         if labels is None:
             raise ValueError(
@@ -230,8 +235,12 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
             check_first_batch(self, inputs)
         check_attended(inputs)
         names = self._path.modality_names(inputs)
-        result = self._path.run(model, inputs, labels, weight)
-        loss = result.task_loss + weight * valid_mean(result.penalties, result.valid).sum()
+        result = self._path.run(model, inputs, labels, weight, num_items_in_batch)
+        penalty = weight * valid_mean(result.penalties, result.valid).sum()
+        self.loss_is_scaled_for_ga = result.task_scaled_for_ga
+        if result.task_scaled_for_ga and mode == "train":
+            penalty = penalty / self.current_gradient_accumulation_steps
+        loss = result.task_loss + penalty
         self._check_finite(result, names, mode)
         self._record(mode, names, result, weight)
         return loss, result.outputs
@@ -352,15 +361,31 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         # Why: transformers 5.24 saves some models (its VLMs) under legacy key names that this state-dict load does not
         # map back (huggingface/transformers#43701), and would resume from the initial weights with a warning.
+        with self._converting_mismatched_loads(model if model is not None else self.model, resume_from_checkpoint):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self) -> None:
+        # Why: the same for `load_best_model_at_end`, which would keep the last weights with a warning.
+        with self._converting_mismatched_loads(self.model, self.state.best_model_checkpoint):
+            super()._load_best_model()
+
+    @contextlib.contextmanager
+    def _converting_mismatched_loads(self, model, checkpoint):
         self._mismatched_load = False
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        self._converting = True
+        try:
+            yield
+        finally:
+            self._converting = False
         if self._mismatched_load:
-            load_converted(model if model is not None else self.model, resume_from_checkpoint)
+            load_converted(model, checkpoint)
 
     def _issue_warnings_after_load(self, load_result) -> None:
-        # Why: keys that do not match are a failed load, not a warning: `_load_from_checkpoint` loads them converted.
-        ignorable = set(getattr(self.model, "_keys_to_ignore_on_save", None) or ())
-        if load_result.unexpected_keys or set(load_result.missing_keys) - ignorable:
+        # Why: keys that do not match are a failed load, not a warning: the loads above load them converted.
+        model = self.accelerator.unwrap_model(self.model)
+        ignorable = set(getattr(model, "_keys_to_ignore_on_save", None) or ()) | tied_keys(model)
+        if getattr(self, "_converting", False) and (load_result.unexpected_keys
+                                                    or set(load_result.missing_keys) - ignorable):
             self._mismatched_load = True
             return
         super()._issue_warnings_after_load(load_result)
@@ -380,8 +405,9 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         gathered across processes and reach every `report_to` integration."""
         from synib_hf.synergy import SynergySubsetCallback, with_synergy_metrics
 
-        callbacks = [cb for cb in self.callback_handler.callbacks
-                     if isinstance(cb, SynergySubsetCallback) and not cb.attached]
-        for callback in callbacks:
-            self.compute_metrics = with_synergy_metrics(self.compute_metrics, callback.unimodal)
-            callback.attached = True
+        installed = self.__dict__.setdefault("_synergy_installed", set())  # per trainer: a callback may be shared
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, SynergySubsetCallback) and id(callback) not in installed:
+                self.compute_metrics = with_synergy_metrics(self.compute_metrics, callback.unimodal)
+                callback.attached = True
+                installed.add(id(callback))

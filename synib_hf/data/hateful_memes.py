@@ -8,6 +8,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..tasks import IGNORE_INDEX
+
 
 SPLIT_FILES = {"train": "train.jsonl", "validation": "dev_seen.jsonl", "test": "test_seen.jsonl"}
 LABELS = (0, 1)
@@ -79,7 +81,7 @@ def _read_split(data_dir: Path, filename: str, require_labels: bool, verify_imag
         columns["id"].append(str(row["id"]))
         columns["image"].append(str(image.resolve()))
         columns["text"].append(text)
-        columns["label"].append(-1 if label is None else int(label))
+        columns["label"].append(IGNORE_INDEX if label is None else int(label))
     if not columns["id"]:
         raise ValueError(f"{path} holds no rows.")
     return columns
@@ -94,7 +96,8 @@ def load_hateful_memes(
     Args:
         data_dir: the folder holding `img/` and the split files.
         splits: the splits to load; default all three.
-        require_labels: every row must have a label (False: a missing label is stored as -1).
+        require_labels: every row must have a label (False: a missing label is stored as -100, the ignore index:
+            such rows count in no loss or metric, and `Trainer.predict` runs on them).
         verify_images: read every image once at load time (about 1 ms per image), so that a file that does not
             decode is named here; False skips that, and a broken image then fails when its batch is built.
 
