@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .tasks import classification_loss
+from .tasks import classification_loss, classification_task
 
 
 @dataclass
@@ -103,9 +103,9 @@ class SynIBNativeMixin:
 
         loss = fused_loss = None
         if labels is not None:
-            loss = fused_loss = classification_loss(logits, labels)
+            loss = fused_loss = classification_loss(logits, labels)  # checks the labels once
             if unimodal_logits is not None:
-                loss = loss + sum(classification_loss(u, labels) for u in unimodal_logits)
+                loss = loss + sum(classification_task(u).loss(u, labels) for u in unimodal_logits)
         return SynIBModelOutput(
             loss=loss,
             logits=logits,

@@ -173,6 +173,9 @@ def error_cases():
     def label_smoothing_on_the_native_path(tmp_path):
         SynIBTrainer(model=mlp_fusion(), args=args(tmp_path, label_smoothing_factor=0.1))
 
+    def generic_field_on_the_native_path(tmp_path):
+        SynIBTrainer(model=mlp_fusion(), args=args(tmp_path, logits_key="scores"))
+
     def non_finite_inputs(tmp_path):
         data = {**vector_xor(8)}
         data["x1"] = data["x1"].copy()
@@ -203,6 +206,8 @@ def error_cases():
         "label-smoothing-on-a-multi-label-head": (label_smoothing_multilabel, "label_smoothing_factor applies to"),
         "evaluate-without-labels": (evaluate_without_labels, r"evaluate\(\) needs labels .* trainer.predict\(\)"),
         "non-finite-inputs": (non_finite_inputs, r"Non-finite logits at step 0 \(train\)"),
+        "generic-only-field-on-the-native-path": (generic_field_on_the_native_path,
+                                                  "logits_key='scores' is read by the generic path.* remove logits_key"),
         "compute-loss-func-on-the-native-path": (compute_loss_func_on_the_native_path,
                                                  "compute_loss_func is not used on the native path"),
         "label-smoothing-on-the-native-path": (label_smoothing_on_the_native_path,

@@ -185,7 +185,7 @@ def test_errors_name_the_field_and_the_fix(tmp_path):
 
     with pytest.raises(ValueError, match="synib_path='embedding' masks a vision-language model"):
         SynIBTrainer(model=mlp_fusion(), args=synib_args(tmp_path, synib_path="embedding"))
-    with pytest.raises(ValueError, match="answer_candidates is read by the embedding path"):
+    with pytest.raises(ValueError, match=r"answer_candidates=\[.yes., .no.\] is read by the embedding path"):
         SynIBTrainer(model=mlp_fusion(), args=synib_args(tmp_path))
     classifier = VLMForSequenceClassification(VLMClassificationConfig(vlm_config=tiny_vlm_config("llava")))
     with pytest.raises(ValueError, match="has a classification head whose labels are class ids"):

@@ -311,6 +311,32 @@ class SynIBConfig(TrainingArguments):
         return copied
 
 
+# SynIBConfig fields that one path reads (or some paths): set on a model of another path they would be ignored.
+PATH_FIELDS = {
+    "modality_keys": ("generic",),
+    "input_kinds": ("generic",),
+    "logits_key": ("generic",),
+    "logvar_key": ("generic",),
+    "problem_type": ("generic",),
+    "mask_patch_size": ("generic",),
+    "view_batching": ("generic", "embedding"),
+    "answer_candidates": ("embedding",),
+    "lean_logits": ("embedding",),
+    "share_vision_encoder": ("embedding",),
+}
+
+
+def check_path_fields(args: SynIBConfig, path: str, model_name: str) -> None:
+    """A clear error for a field set away from its default on a path that does not read it."""
+    defaults = {f.name: f.default for f in fields(SynIBConfig) if f.name in PATH_FIELDS}
+    for name, paths in PATH_FIELDS.items():
+        if path not in paths and getattr(args, name) != defaults[name]:
+            raise ValueError(
+                f"{name}={getattr(args, name)!r} is read by the {' and '.join(paths)} path(s), but {model_name} "
+                f"trains on the {path} path, which would ignore it; remove {name}."
+            )
+
+
 def synib_changes(args: SynIBConfig) -> dict:
     """The SynIB fields (not the TrainingArguments ones) whose value differs from the default, for model cards."""
     inherited = {f.name for f in fields(TrainingArguments)}

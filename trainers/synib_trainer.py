@@ -19,7 +19,7 @@ from .checkpoints import last_complete_checkpoint, load_converted, load_synib_st
 from .embedding_path import EmbeddingPath, is_vision_language_model
 from .paths import GenericPath, NativePath, valid_mean
 from .preflight import check_attended, check_first_batch, first_training_batch, set_find_unused_parameters
-from .synib_config import SynIBConfig
+from .synib_config import SynIBConfig, check_path_fields
 
 
 class SynIBTrainer(SynIBCardMixin, Trainer):
@@ -100,11 +100,7 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
             self.masked_modalities = self._path.masked_modalities
         else:
             self._path = GenericPath(self, spec, self._randomness, self._token_ids(processing_class))
-        if args.answer_candidates and self._path.name != "embedding":
-            raise ValueError(
-                f"answer_candidates is read by the embedding path (generative vision-language models), but "
-                f"{type(core).__name__} trains on the {self._path.name} path; remove answer_candidates."
-            )
+        check_path_fields(args, self._path.name, type(core).__name__)
         self.task = None  # the head's Task, known once the first batch was checked
         self._first_batch_checked = False
         self._evaluating = False
