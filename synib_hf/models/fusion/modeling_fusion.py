@@ -40,7 +40,8 @@ def _distinct_rows(text_inputs: dict) -> tuple[dict, torch.Tensor]:
     rows = torch.cat([text_inputs[k] for k in sorted(text_inputs)], dim=1)  # (B, K·T)
     _, copies = torch.unique(rows, dim=0, return_inverse=True)  # (B,) → 0..U-1
     batch = torch.arange(len(rows), device=rows.device)
-    first = torch.full((int(copies.max()) + 1,), len(rows), device=rows.device).scatter_reduce(0, copies, batch, "amin")
+    first = torch.full((int(copies.max()) + 1,), len(rows), device=rows.device)
+    first = first.scatter_reduce(0, copies, batch, "amin")  # (U,): the first example of each distinct row
     return {k: v[first] for k, v in text_inputs.items()}, copies
 
 
