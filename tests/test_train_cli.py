@@ -93,6 +93,7 @@ def test_easy_vqa_recipe_fine_tunes_the_pretrained_minilm_with_lora_beside_a_vis
             load_easy_vqa(test_questions=4)["test"]["image"]]
     batch = ImageTextCollator(processor)(rows)
     model.eval()
-    torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, rtol=0, atol=0)
+    # the reloaded towers may pick another attention kernel than the in-memory ones: equal to float rounding
+    torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, rtol=1e-5, atol=1e-6)
     assert (out / "adapter" / "adapter_model.safetensors").exists()
     assert "sentence-transformers/all-MiniLM-L6-v2" in (out / "README.md").read_text()
