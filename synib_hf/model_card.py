@@ -21,6 +21,15 @@ BASE_TAGS = ("synib", "multimodal", "synib-hf")
 CARD_INPUTS_NAME = "synib_card.json"  # what the card was rendered from, so a push can re-render it for its repo id
 
 
+# accuracy on a slice of the evaluation set (`eval_accuracy_<slice>`, e.g. easy-VQA's question types) → its name
+SLICE_NAMES = {
+    "yes_no": "yes/no questions",
+    "yes_no_balanced": "yes/no questions, each question's prior taken out (ground-truth synergy)",
+    "color": "color questions",
+    "shape": "shape questions",
+}
+
+
 def metric_rows(metrics: Mapping[str, float]) -> list[tuple[str, str, float]]:
     """`(metric_type, pretty name, value)` for the evaluation metrics a card reports, in a stable order."""
     rows = []
@@ -32,6 +41,8 @@ def metric_rows(metrics: Mapping[str, float]) -> list[tuple[str, str, float]]:
             rows.append(("accuracy", "Accuracy", value))
         elif name == "synergy_accuracy":
             rows.append(("accuracy", "Synergy-subset accuracy", value))
+        elif name.removeprefix("accuracy_") in SLICE_NAMES:
+            rows.append(("accuracy", f"Accuracy on {SLICE_NAMES[name.removeprefix('accuracy_')]}", value))
         elif name.startswith("synib/masked_accuracy_"):
             modality = name.removeprefix("synib/masked_accuracy_")
             rows.append(("accuracy", f"Accuracy with {modality} masked", value))

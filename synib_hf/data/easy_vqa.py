@@ -198,3 +198,38 @@ def yes_no_balanced_accuracy(predictions, labels, questions) -> float:
         if len(recalls) == 2:
             per_question.append(np.mean(recalls))
     return float(np.mean(per_question)) if per_question else float("nan")
+
+
+def evaluate_on_easy_vqa(model, processor, split, batch_size: int = 256) -> dict:
+    """`accuracy`, `accuracy_<type>` and `accuracy_yes_no_balanced` of a fusion model on an easy-VQA split; each
+    distinct image is decoded and processed once (a split has ~10 questions per image).
+
+    Example:
+
+    ```python
+    >>> model = AutoModelForSequenceClassification.from_pretrained("synib-hf/minilm-easyvqa-synib")
+    >>> evaluate_on_easy_vqa(model, AutoProcessor.from_pretrained("synib-hf/minilm-easyvqa-synib"), data["test"])
+    ```
+    """
+    import torch
+    from datasets import Image
+
+    from ..penalties import predicted_classes
+
+    paths = [row["path"] for row in split.cast_column("image", Image(decode=False))["image"]]
+    first_row = {path: row for row, path in reversed(list(enumerate(paths)))}
+    images = {path: processor.image_processor(images=split[row]["image"].convert("RGB"),
+                                              return_tensors="pt")["pixel_values"][0]
+              for path, row in first_row.items()}
+    questions, predictions = split["question"], []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(split), batch_size):
+            rows = range(start, min(start + batch_size, len(split)))
+            batch = dict(processor.tokenizer([questions[i] for i in rows], padding=True, return_tensors="pt"))
+            batch["pixel_values"] = torch.stack([images[paths[i]] for i in rows])
+            predictions.append(predicted_classes(model(**batch).logits))
+    predicted, labels = torch.cat(predictions).numpy(), np.asarray(split["label"])
+    scores = accuracy_by_question_type(predicted, labels)
+    scores["accuracy_yes_no_balanced"] = yes_no_balanced_accuracy(predicted, labels, questions)
+    return scores
