@@ -21,11 +21,11 @@ MODELS = ("xor-synib", "irony-digits-synib", "tiny-clip-deberta-synib", "minilm-
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 SUMMARY = (
     "Answers easy-VQA questions (64×64 images of one coloured shape; 13 answers) from the image and the question. "
-    "Text tower: the pretrained all-MiniLM-L6-v2, fine-tuned with LoRA (r 8) on query/key/value; vision tower: a "
-    "small ResNet trained from scratch; late fusion. Trained with SynIB (random feature masks, 30 %, shuffle fill, "
-    "λ 1) on 4,000 training questions of which 10 % are yes/no (the rare-synergy regime of "
-    "docs/benchmarks/easy_vqa); evaluated on the whole test split at its natural share. A reference model for "
-    "starting points and tests, not a general VQA model."
+    "Text tower: the pretrained all-MiniLM-L6-v2, fine-tuned with LoRA (r 8) on query/key/value of its top two "
+    "layers; vision tower: a small ResNet trained from scratch; late fusion. Trained with SynIB (random feature "
+    "masks, 30 %, shuffle fill, λ 1, not tuned) on 4,000 training questions of which 10 % are yes/no (the "
+    "rare-synergy regime of docs/benchmarks/easy_vqa); evaluated on the whole test split at its natural share. A "
+    "reference model for starting points and tests, not a general VQA model."
 )
 
 

@@ -88,6 +88,9 @@ class ModelArguments:
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_layers: Optional[list[int]] = field(
+        default=None, metadata={"help": "Adapters only on these transformer layers of the towers (default: all)."}
+    )
     lora_towers: list[str] = field(
         default_factory=lambda: ["vision", "text"],
         metadata={"help": "Towers that get adapters.", "choices": ["vision", "text"]},
@@ -248,7 +251,7 @@ def run(script_args, model_args, training_args):
         trained_in_full = ["vision"] if model_args.vision_config and "vision" not in model_args.lora_towers else []
         peft_config = lora_config_for(model, r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
                                       lora_dropout=model_args.lora_dropout, towers=model_args.lora_towers,
-                                      trained_in_full=trained_in_full)
+                                      trained_in_full=trained_in_full, layers=model_args.lora_layers)
     trainer = SynIBTrainer(
         model=model,
         args=training_args,
