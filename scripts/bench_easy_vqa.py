@@ -302,12 +302,12 @@ def markdown(rows) -> str:
     lines = [
         f"easy-VQA, the `{RECIPE}` recipe's model (pretrained all-MiniLM-L6-v2 + LoRA, a ResNet trained from "
         f"scratch), {settings['train_questions']} training questions, {settings['epochs']} epochs, test "
-        f"{settings['test_questions']} questions at the natural yes/no share; learning rate {settings['learning_rate']}; "
-        f"mean ± std over seeds {seeds}; λ from {settings['lambdas']} by validation accuracy at seed {seeds[0]}, kept "
-        "for the other seeds.",
+        f"{settings['test_questions']} questions at the natural yes/no share; learning rate "
+        f"{settings['learning_rate']}; mean ± std over seeds {seeds}; λ from {settings['lambdas']} by validation "
+        f"accuracy at seed {seeds[0]}, kept for the other seeds.",
         "",
-        "**Ground-truth synergy slice: yes/no questions with each question's prior taken out** (per question, the mean "
-        "of the accuracy on its yes and on its no answers; anything that ignores the image scores 0.5)",
+        "**Ground-truth synergy slice: yes/no questions with each question's prior taken out** (per question, the "
+        "mean of the accuracy on its yes and on its no answers; anything that ignores the image scores 0.5)",
         "",
         "| training yes/no share | " + " | ".join(methods) + " |",
         "|---|" + "---|" * len(methods),
@@ -317,7 +317,8 @@ def markdown(rows) -> str:
         lines.append(f"| {rate_name(rate)} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "**Overall / all yes/no questions** (the question's wording alone answers 82.5 % of the test yes/no questions)",
+        "**Overall / all yes/no questions** (the question's wording alone answers 82.5 % of the test yes/no "
+        "questions)",
         "",
         "| training yes/no share | " + " | ".join(methods) + " |",
         "|---|" + "---|" * len(methods),

@@ -97,3 +97,12 @@ def test_easy_vqa_recipe_fine_tunes_the_pretrained_minilm_with_lora_beside_a_vis
     torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, rtol=1e-5, atol=1e-6)
     assert (out / "adapter" / "adapter_model.safetensors").exists()
     assert "sentence-transformers/all-MiniLM-L6-v2" in (out / "README.md").read_text()
+
+
+def test_hateful_memes_still_needs_its_folder(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="dataset hateful_memes needs data_dir"):
+        train_cli.parse(["--output_dir", str(tmp_path), "--use_cpu", "true"])
+    script_args, _, _ = train_cli.parse(["easy_vqa_minilm_lora", "--output_dir", str(tmp_path)])
+    assert script_args.dataset == "easy_vqa" and script_args.data_dir is None
