@@ -28,9 +28,38 @@ CASES = {
 }
 
 
+class StopAt(transformers.TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_training_stop = state.global_step == self.step
+
+
+def resume_case(output_dir: str, global_batch: int) -> None:
+    """Random masks with shuffle fills (per-process generators): 6 steps straight, and 3 + resume from checkpoint-3."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    results = {}
+    for name, stop in (("straight", None), ("resumed", 3), ("resumed", None)):
+        torch.manual_seed(0)
+        model = mlp_fusion()
+        args = SynIBConfig(
+            output_dir=os.path.join(output_dir, f"resume-{name}"), report_to="none", use_cpu=True, disable_tqdm=True,
+            seed=0, synib_weight=1.0, mask_type="random", mask_fill="shuffle", max_steps=6, learning_rate=0.1,
+            per_device_train_batch_size=global_batch // world, save_strategy="steps", save_steps=3,
+        )
+        trainer = SynIBTrainer(model=model, args=args, train_dataset=as_dataset(vector_xor(48)),
+                               callbacks=[StopAt(stop)] if stop else None)
+        trainer.train(resume_from_checkpoint=name == "resumed" and stop is None)
+        results[name] = {k: v.detach().cpu() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}
+    if trainer.is_world_process_zero():
+        torch.save(results, os.path.join(output_dir, "resume.pt"))
+
+
 def main(output_dir: str, global_batch: int = 8) -> None:
     transformers.logging.set_verbosity_error()
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    resume_case(output_dir, global_batch)
     for name, case in CASES.items():
         model = case["model"]()
         deterministic = {} if case["extra"].get("mask_type") == "learned" else {"mask_type": "full", "mask_fill": "zero"}

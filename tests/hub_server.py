@@ -58,6 +58,7 @@ class LocalHub:
         self.fail_commits = False
         self.validated_cards = 0
         self.lfs: dict[str, bytes] = {}  # sha256 → content, uploaded through the LFS batch API
+        self.authorizations: set = set()  # the Authorization headers clients sent
         self.lock = threading.Lock()
         hub = self
 
@@ -115,6 +116,8 @@ class LocalHub:
     # ---- HTTP -------------------------------------------------------------------------------------------------------
 
     def _dispatch(self, request, method):
+        if request.headers.get("Authorization"):
+            self.authorizations.add(request.headers["Authorization"])
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
         parsed = urlparse(request.path)

@@ -82,10 +82,13 @@ class MLPFusionForClassification(SynIBNativeMixin, PreTrainedModel):
     def synib_logvar_head(self):
         return self.logvar
 
-    def forward(self, labels: Optional[torch.Tensor] = None, synib_views=None, **inputs) -> SynIBModelOutput:
+    def forward(
+        self, labels: Optional[torch.Tensor] = None, synib_views=None, output_unimodal_logits: Optional[bool] = None,
+        **inputs,
+    ) -> SynIBModelOutput:
         unknown = sorted(set(inputs) - set(self.synib_modalities))
         if unknown:
             raise ValueError(
                 f"{type(self).__name__} got unexpected inputs {unknown}; its modalities are {list(self.synib_modalities)}."
             )
-        return self.synib_forward(inputs, labels, synib_views)
+        return self.synib_forward(inputs, labels, synib_views, output_unimodal_logits)
