@@ -169,8 +169,8 @@ def frozen_text_features(text_path: str, tokens: dict) -> dict:
 
 def scores(predicted, split, unimodal=None) -> dict:
     """Accuracy overall, per question type, on the yes/no questions with each question's prior taken out
-    (`yes_no_balanced_acc`: the ground-truth synergy slice, 0.5 for anything that ignores the image) and, with unimodal
-    test predictions, on the synergy subset with its size, its chance reference and its yes/no share."""
+    (`yes_no_balanced_acc`: the ground-truth synergy slice, at most 0.5 for anything blind to the image) and, with
+    unimodal test predictions, on the synergy subset with its size, its chance reference and its yes/no share."""
     import numpy as np
 
     from synib_hf.data.easy_vqa import QUESTION_TYPES, answers, question_type, yes_no_balanced_accuracy
@@ -307,7 +307,7 @@ def markdown(rows) -> str:
         f"accuracy at seed {seeds[0]}, kept for the other seeds.",
         "",
         "**Ground-truth synergy slice: yes/no questions with each question's prior taken out** (per question, the "
-        "mean of the accuracy on its yes and on its no answers; anything that ignores the image scores 0.5)",
+        "mean of the accuracy on its yes and on its no answers; anything that ignores the image scores at most 0.5)",
         "",
         "| training yes/no share | " + " | ".join(methods) + " |",
         "|---|" + "---|" * len(methods),

@@ -179,7 +179,8 @@ def yes_no_balanced_accuracy(predictions, labels, questions) -> float:
 
     The wording of an easy-VQA yes/no question predicts its answer (a model that reads the question alone answers
     82.5 % of the test yes/no questions: "is there a red shape?" is mostly "no"). Any answer that ignores the image
-    scores exactly 0.5 here, so this slice needs the image *and* the question: the ground-truth synergy slice.
+    scores at most 0.5 here (exactly 0.5 if it always answers yes or no), so this slice needs the image *and* the
+    question: the ground-truth synergy slice.
 
     Example:
 
