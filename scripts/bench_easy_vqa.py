@@ -292,7 +292,7 @@ def rate_name(rate) -> str:
 def markdown(rows) -> str:
     import numpy as np
 
-    rates = list(dict.fromkeys(r["rate"] for r in rows))
+    rates = sorted({r["rate"] for r in rows})  # natural (1.0) last
     methods = list(dict.fromkeys(r["method"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
     settings = rows[0]["settings"]
@@ -384,7 +384,7 @@ def plot(rows, path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    rates = list(dict.fromkeys(r["rate"] for r in rows))
+    rates = sorted({r["rate"] for r in rows})  # natural (1.0) last
     methods = list(dict.fromkeys(r["method"] for r in rows))
     figure, axes = plt.subplots(1, 3, figsize=(16, 4))
     for axis, key, title in ((axes[0], "yes_no_balanced_acc", "balanced yes/no (ground-truth synergy)"),
