@@ -24,8 +24,10 @@ SUMMARY = (
     "Text tower: the pretrained all-MiniLM-L6-v2, fine-tuned with LoRA (r 8) on query/key/value of its top two "
     "layers; vision tower: a small ResNet trained from scratch; late fusion. Trained with SynIB (random feature "
     "masks, 30 %, shuffle fill, λ 1, not tuned) on 4,000 training questions of which 10 % are yes/no (the "
-    "rare-synergy regime of docs/benchmarks/easy_vqa); evaluated on the whole test split at its natural share. A "
-    "reference model for starting points and tests, not a general VQA model."
+    "rare-synergy regime of docs/benchmarks/easy_vqa); evaluated on the whole test split at its natural share. Read "
+    "the ground-truth row: 0.50 there means the model answers yes/no questions from their wording alone and has not "
+    "learned to compare question and image (the wording alone answers 82.5 % of them). A reference model for "
+    "starting points and tests, not a general VQA model."
 )
 
 
