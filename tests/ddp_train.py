@@ -14,6 +14,7 @@ import transformers  # noqa: E402
 
 from synib_hf import SynIBConfig, SynIBTrainer  # noqa: E402
 from tiny_models import CLIPWithHead, as_dataset, image_text_rows, mlp_fusion, tiny_tokenizer, vector_xor  # noqa: E402
+from tiny_vlms import VLMRows, random_batch, tiny_vlm, tiny_vlm_tokenizer, vlm_collator  # noqa: E402
 
 
 IMAGE_TEXT = {"image": ["pixel_values"], "text": ["input_ids", "attention_mask"]}
@@ -25,6 +26,10 @@ CASES = {
                                  extra={"modality_keys": IMAGE_TEXT}),
     "generic-sequential": dict(model=lambda: CLIPWithHead(), data=lambda: as_dataset(image_text_rows(32)),
                                extra={"modality_keys": IMAGE_TEXT, "view_batching": "sequential"}),
+    # a generative VLM: embedding-level views, the verbalizer over two answers, shared vision and lean logits
+    "embedding-llava": dict(model=lambda: tiny_vlm("llava"), data=lambda: VLMRows(random_batch("llava", 32)),
+                            extra={"answer_candidates": ["yes", "no"]}, tokenizer=tiny_vlm_tokenizer,
+                            collator=vlm_collator),
 }
 
 
@@ -56,21 +61,43 @@ def resume_case(output_dir: str, global_batch: int) -> None:
         torch.save(results, os.path.join(output_dir, "resume.pt"))
 
 
+def synergy_case(output_dir: str, global_batch: int) -> None:
+    """SynergySubsetCallback under DDP: an evaluation set of 13 (uneven across processes) and its groups."""
+    from synib_hf.synergy import SynergySubsetCallback
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    data = vector_xor(13, seed=3)
+    unimodal = {"x1": (data["x1"][:, 0] > 0).astype(int), "x2": (data["x2"][:, 1] > 0).astype(int)}
+    args = SynIBConfig(output_dir=os.path.join(output_dir, "synergy"), report_to="none", use_cpu=True, seed=0,
+                       disable_tqdm=True, synib_weight=1.0, max_steps=2, per_device_train_batch_size=global_batch // world,
+                       per_device_eval_batch_size=3, eval_strategy="steps", eval_steps=2, save_strategy="no")
+    trainer = SynIBTrainer(model=mlp_fusion(), args=args, train_dataset=as_dataset(vector_xor(32)),
+                           eval_dataset=as_dataset(data), callbacks=[SynergySubsetCallback(unimodal)])
+    trainer.train()
+    if trainer.is_world_process_zero():
+        evaluation = [h for h in trainer.state.log_history if "eval_loss" in h][-1]
+        with open(os.path.join(output_dir, "synergy.json"), "w") as f:
+            json.dump(evaluation, f)
+
+
 def main(output_dir: str, global_batch: int = 8) -> None:
     transformers.logging.set_verbosity_error()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     resume_case(output_dir, global_batch)
+    synergy_case(output_dir, global_batch)
     for name, case in CASES.items():
         model = case["model"]()
-        deterministic = {} if case["extra"].get("mask_type") == "learned" else {"mask_type": "full", "mask_fill": "zero"}
+        learned = case["extra"].get("mask_type") == "learned"
+        deterministic = {} if learned else {"mask_type": "full", "mask_fill": "zero"}
         args = SynIBConfig(
             output_dir=os.path.join(output_dir, name), report_to="none", use_cpu=True, save_strategy="no",
             disable_tqdm=True, seed=0, synib_weight=1.0, per_device_train_batch_size=global_batch // world,
             max_steps=3, learning_rate=0.5, optim="sgd", logging_steps=1, train_sampling_strategy="sequential",
             **{**deterministic, **case["extra"]},
         )
-        tokenizer = tiny_tokenizer() if "modality_keys" in case["extra"] else None
-        trainer = SynIBTrainer(model=model, args=args, train_dataset=case["data"](), processing_class=tokenizer)
+        tokenizer = case.get("tokenizer", tiny_tokenizer if "modality_keys" in case["extra"] else lambda: None)()
+        trainer = SynIBTrainer(model=model, args=args, train_dataset=case["data"](), processing_class=tokenizer,
+                               data_collator=case.get("collator"))
         trainer.train()
         if trainer.is_world_process_zero():
             state = {k: v.detach().cpu() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}

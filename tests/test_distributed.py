@@ -42,7 +42,7 @@ def load(directory, name):
     return torch.load(directory / f"{name}.pt"), json.loads((directory / f"{name}.json").read_text())
 
 
-@pytest.mark.parametrize("name", ["native", "generic-concatenated", "generic-sequential"])
+@pytest.mark.parametrize("name", ["native", "generic-concatenated", "generic-sequential", "embedding-llava"])
 def test_two_process_ddp_matches_one_process_on_the_same_global_batch(runs, name):
     (one, one_log), (two, two_log) = (load(directory, name) for directory in runs)
     assert one_log["world_size"] == 1 and two_log["world_size"] == 2
@@ -77,3 +77,12 @@ def test_ddp_runs_without_the_find_unused_parameters_warning(runs):
     _, double = runs
     output = (double / "output.txt").read_text()
     assert "find_unused_parameters=True was specified" not in output
+
+
+def test_synergy_metrics_under_ddp_match_one_process(runs):
+    """The synergy-subset groups are computed on predictions gathered across processes (13 examples, uneven)."""
+    one, two = (json.loads((directory / "synergy.json").read_text()) for directory in runs)
+    sizes = [k for k in one if k.startswith("eval_") and k.endswith("_size")]
+    assert sum(two[k] for k in sizes) == 13
+    for key in [*sizes, "eval_synergy_accuracy", "eval_accuracy"]:
+        assert two[key] == pytest.approx(one[key], nan_ok=True), key

@@ -7,8 +7,9 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from synib_hf import SynIBConfig, SynIBTrainer
+from synib_hf import SynIBConfig, SynIBTrainer, vlm_lora_config
 from tiny_models import CLIPWithHead, as_dataset, image_text_rows, mlp_fusion, tiny_tokenizer, vector_xor
+from tiny_vlms import VLMRows, random_batch, tiny_vlm, tiny_vlm_tokenizer, vlm_collator
 
 
 IMAGE_TEXT = {"image": ["pixel_values"], "text": ["input_ids", "attention_mask"]}
@@ -21,6 +22,15 @@ CASES = {  # name → (model, data, SynIBConfig options)
                                  dict(mask_fill="ema_noise", modality_keys=IMAGE_TEXT)),
     "generic-random-shuffle": (CLIPWithHead, lambda: as_dataset(image_text_rows(24)),
                                dict(mask_fill="shuffle", modality_keys=IMAGE_TEXT)),
+    # generative VLMs: EMA statistics of the merged embeddings, LoRA and full fine-tuning (whose checkpoint keys
+    # transformers 5.24 does not convert back on a state-dict load, transformers#43701: SynIBTrainer loads them
+    # through from_pretrained)
+    "embedding-full-random-zero": (lambda: tiny_vlm("llava"), lambda: VLMRows(random_batch("llava", 24)),
+                                   dict(mask_fill="zero", answer_candidates=["yes", "no"], lora=False)),
+    "embedding-lora-random-ema_noise": (lambda: tiny_vlm("llava"), lambda: VLMRows(random_batch("llava", 24)),
+                                        dict(mask_fill="ema_noise", answer_candidates=["yes", "no"])),
+    "embedding-lora-random-shuffle": (lambda: tiny_vlm("qwen2_vl"), lambda: VLMRows(random_batch("qwen2_vl", 24)),
+                                      dict(mask_fill="shuffle", answer_candidates=["yes", "no"])),
 }
 STEPS = 8
 
@@ -38,16 +48,22 @@ class StopAt(TrainerCallback):
 
 def run(case, output_dir, resume=None, stop_at=None):
     build, data, options = CASES[case]
+    options = dict(options)
+    lora = options.pop("lora", True)
     torch.manual_seed(0)
     model = build()
     args = SynIBConfig(output_dir=str(output_dir), report_to="none", use_cpu=True, disable_tqdm=True, seed=0,
                        synib_weight=1.0, per_device_train_batch_size=4, max_steps=STEPS, learning_rate=1e-2,
                        save_strategy="steps", save_steps=2, logging_steps=1, **{"mask_type": "random", **options})
+    if "answer_candidates" in options:
+        inputs = dict(processing_class=tiny_vlm_tokenizer(), data_collator=vlm_collator,
+                      peft_config=vlm_lora_config(model, r=4) if lora else None)
+    else:
+        inputs = dict(processing_class=tiny_tokenizer() if "modality_keys" in options else None)
     trainer = SynIBTrainer(model=model, args=args, train_dataset=data(),
-                           processing_class=tiny_tokenizer() if "modality_keys" in options else None,
-                           callbacks=[StopAt(stop_at)] if stop_at else None)
+                           callbacks=[StopAt(stop_at)] if stop_at else None, **inputs)
     trainer.train(resume_from_checkpoint=resume)
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}, trainer
+    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}, trainer
 
 
 @pytest.mark.parametrize("case", list(CASES))

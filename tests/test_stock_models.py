@@ -32,6 +32,7 @@ from transformers import (
 )
 
 from synib_hf import SynIBConfig, SynIBTrainer
+from synib_hf.trainers.preflight import first_training_batch
 from tiny_models import as_dataset, tiny_tokenizer
 
 
@@ -175,7 +176,7 @@ def test_masked_inputs_follow_the_rule_of_their_kind(tmp_path, case):
     trainer = SynIBTrainer(model=model, args=SynIBConfig(output_dir=str(tmp_path), synib_weight=1.0,
                                                          modality_keys=keys, mask_ratio=0.5, **COMMON, **options),
                            train_dataset=data, processing_class=tiny_tokenizer())
-    batch = trainer._first_training_batch()
+    batch = first_training_batch(trainer)
     batch.pop("labels")
     path = trainer._path
     kinds = path.kinds(batch, path.modality_keys(batch))

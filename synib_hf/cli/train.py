@@ -84,7 +84,9 @@ class ModelArguments:
     image_size: Optional[int] = field(
         default=None, metadata={"help": "Resize/crop images to this size (tiny towers, a vision_config tower)."}
     )
-    use_lora: bool = field(default=False, metadata={"help": "Train LoRA adapters on the towers instead of full weights."})
+    use_lora: bool = field(
+        default=False, metadata={"help": "Train LoRA adapters on the towers instead of full weights."}
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
@@ -123,7 +125,8 @@ def build_tiny(script_args, model_args, processor):
                                        num_hidden_layers=2, num_attention_heads=4),
         text_config=DebertaV2Config(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
                                     num_attention_heads=4, intermediate_size=37,
-                                    max_position_embeddings=script_args.max_length, pad_token_id=tokenizer.pad_token_id),
+                                    max_position_embeddings=script_args.max_length,
+                                    pad_token_id=tokenizer.pad_token_id),
         projection_dim=model_args.projection_dim,
         fusion_hidden_size=model_args.fusion_hidden_size,
         text_pooling="mean",  # random tiny towers: a mean over tokens keeps every word's signal
@@ -223,7 +226,8 @@ def run(script_args, model_args, training_args):
 
     if training_args.remove_unused_columns:
         raise ValueError(
-            "The image/text collator reads the raw 'image' and 'text' columns, which remove_unused_columns would drop: "
+            "The image/text collator reads the raw 'image' and 'text' columns, which remove_unused_columns would "
+            "drop: "
             "set remove_unused_columns: false in the recipe."
         )
     output_dir = training_args.output_dir
