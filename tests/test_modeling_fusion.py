@@ -117,8 +117,9 @@ def test_deduplicated_text_gives_the_same_logits_and_runs_the_tower_on_distinct_
     for key in ("input_ids", "attention_mask"):
         inputs[key] = inputs[key][[0, 1, 0, 2, 1, 0]]  # three distinct texts among six examples
     seen = []
-    deduplicated.text_model.register_forward_hook(lambda module, args, kwargs, output: seen.append(kwargs["input_ids"]),
-                                                  with_kwargs=True)
+    deduplicated.text_model.register_forward_hook(
+        lambda module, args, kwargs, output: seen.append(kwargs["input_ids"]), with_kwargs=True
+    )
     with torch.no_grad():
         expected, got = plain(**inputs).logits, deduplicated(**inputs).logits
     assert seen[0].shape[0] == 3
