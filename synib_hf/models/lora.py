@@ -1,6 +1,6 @@
 """LoRA for fusion models: per-tower target presets, heads fully trained, and the trainer's `peft_config` hook."""
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from torch import nn
 
@@ -26,17 +26,23 @@ def lora_config_for(
     lora_alpha: int = 16,
     lora_dropout: float = 0.05,
     towers: Sequence[str] = ("vision", "text"),
+    trained_in_full: Sequence[str] = (),
+    layers: Optional[Sequence[int]] = None,
     **kwargs,
 ):
     """A `peft.LoraConfig` with adapters on the attention projections of the chosen towers of a fusion model.
 
     The projections, fusion head, unimodal heads and logvar head go to `modules_to_save`: trained in full and saved
-    with the adapters.
+    with the adapters. So do the towers named in `trained_in_full` (e.g. a small vision tower trained from scratch,
+    which adapters on frozen random weights could not train). `layers` keeps the adapters to those transformer layers
+    (indices in the towers' `layer.N` / `layers.N` modules): with the top layers only, the frozen layers below need no
+    backward pass.
 
     Example:
 
     ```python
     >>> config = lora_config_for(model, r=16, towers=("vision", "text"))
+    >>> config = lora_config_for(model, towers=("text",), trained_in_full=("vision",))  # easy-VQA recipe
     >>> trainer = SynIBTrainer(model=model, args=args, peft_config=config, ...)
     ```
     """
@@ -53,12 +59,20 @@ def lora_config_for(
                 f"No LoRA target preset for a {model_type!r} {tower} tower; known: {sorted(LORA_TARGETS)}. Build a "
                 "peft.LoraConfig with target_modules yourself."
             )
-        patterns.append(rf"{attribute}\..*\.({'|'.join(LORA_TARGETS[model_type])})")
+        in_layers = "" if layers is None else rf"\.layers?\.({'|'.join(str(int(i)) for i in layers)})\..*"
+        patterns.append(rf"{attribute}\..*{in_layers}\.({'|'.join(LORA_TARGETS[model_type])})")
     if not patterns:
         raise ValueError("towers is empty: name at least one of 'vision', 'text'.")
+    for tower in trained_in_full:
+        if tower not in TOWER_ATTRIBUTES or tower in towers:
+            raise ValueError(
+                f"trained_in_full may name towers without adapters ({sorted(set(TOWER_ATTRIBUTES) - set(towers))}), "
+                f"got {tower!r}."
+            )
     heads = [name for name in HEAD_MODULES if getattr(model, name, None) is not None and name != "unimodal"]
     if getattr(model, "unimodal", None) is not None:  # peft wraps modules, not a ModuleDict: name each head
         heads += [f"unimodal.{modality}" for modality in model.unimodal]
+    heads += [TOWER_ATTRIBUTES[tower] for tower in trained_in_full]
     return LoraConfig(
         r=r,
         lora_alpha=lora_alpha,

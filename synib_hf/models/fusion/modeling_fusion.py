@@ -20,7 +20,7 @@ def _pool(outputs, pooling: str, attention_mask: Optional[torch.Tensor] = None) 
     if pooling == "pooler" or (pooling == "auto" and pooler is not None):
         if pooler is None:
             raise ValueError("pooling='pooler' but the tower returns no pooler_output; use 'cls' or 'mean'.")
-        return pooler
+        return pooler.flatten(1)  # CNN towers (ResNet) pool to (B, C, 1, 1)
     hidden = outputs.last_hidden_state  # (B, T, hidden)
     if pooling == "mean":
         if attention_mask is None:
@@ -28,6 +28,22 @@ def _pool(outputs, pooling: str, attention_mask: Optional[torch.Tensor] = None) 
         weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
     return hidden[:, 0]
+
+
+def _width(config) -> int:
+    """A tower's pooled width: `hidden_size`, or the last stage's for CNN towers (ResNet, ConvNeXt)."""
+    return getattr(config, "hidden_size", None) or config.hidden_sizes[-1]
+
+
+def _distinct_rows(text_inputs: dict) -> tuple[dict, torch.Tensor]:
+    """The distinct examples of `text_inputs` (rows equal in every tensor count once) and, per example, the index of
+    its distinct row: `({key: (U, T)}, (B,))`."""
+    rows = torch.cat([text_inputs[k] for k in sorted(text_inputs)], dim=1)  # (B, K·T)
+    _, copies = torch.unique(rows, dim=0, return_inverse=True)  # (B,) → 0..U-1
+    batch = torch.arange(len(rows), device=rows.device)
+    first = torch.full((int(copies.max()) + 1,), len(rows), device=rows.device)
+    first = first.scatter_reduce(0, copies, batch, "amin")  # (U,): the first example of each distinct row
+    return {k: v[first] for k, v in text_inputs.items()}, copies
 
 
 class FusionForSequenceClassification(SynIBNativeMixin, VerifiedLoadingMixin, PreTrainedModel):
@@ -66,8 +82,8 @@ class FusionForSequenceClassification(SynIBNativeMixin, VerifiedLoadingMixin, Pr
         # The towers' configs are the ones the model runs with (pretrained towers bring their own).
         self.config.vision_config, self.config.text_config = self.vision_model.config, self.text_model.config
         width, classes = config.projection_dim, config.num_labels
-        self.vision_projection = nn.Linear(self.vision_model.config.hidden_size, width)
-        self.text_projection = nn.Linear(self.text_model.config.hidden_size, width)
+        self.vision_projection = nn.Linear(_width(self.vision_model.config), width)
+        self.text_projection = nn.Linear(_width(self.text_model.config), width)
         norm = nn.LayerNorm(width, elementwise_affine=False) if config.normalize_features else nn.Identity()
         self.feature_norm = norm
         self.fusion = nn.Sequential(
@@ -122,8 +138,13 @@ class FusionForSequenceClassification(SynIBNativeMixin, VerifiedLoadingMixin, Pr
         if inputs.get("input_ids") is None:
             raise ValueError(f"{type(self).__name__} needs `input_ids`; got {sorted(inputs)}.")
         text_inputs = {k: inputs[k] for k in self.synib_input_keys["text"] if inputs.get(k) is not None}
+        copies = None
+        if self.config.deduplicate_text:
+            text_inputs, copies = _distinct_rows(text_inputs)
         outputs = self.text_model(**text_inputs)
-        pooled = _pool(outputs, self.config.text_pooling, inputs.get("attention_mask"))
+        pooled = _pool(outputs, self.config.text_pooling, text_inputs.get("attention_mask"))  # (U, hidden)
+        if copies is not None:
+            pooled = pooled[copies]  # (B, hidden): each example gets its distinct text's feature
         return self.feature_norm(self.text_projection(pooled))  # (B, P)
 
     def synib_fuse(self, features):
