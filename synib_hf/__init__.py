@@ -5,7 +5,7 @@ the core, never the reverse):
 
 * the method's core, flat here: `masking` (masking operators and fills), `learned_mask`, `penalties` (Ω and the task
   loss), `native` (the protocol of models whose masked views re-run only a fusion head), `views` (the generic path's
-  plumbing);
+  plumbing), `balancing` (the rules of the modality-balancing baselines);
 * `models/` — models implementing the native protocol, in transformers' layout (`fusion/`, `mlp_fusion/`) and their
   LoRA presets (`models/lora.py`);
 * `data/` — data sets (`xor`, `irony`, `hateful_memes`);
@@ -42,7 +42,11 @@ AutoProcessor.register(FusionConfig, FusionProcessor)
 
 
 _LAZY = {
-    name: "synib_hf.trainers" for name in ("SynIBConfig", "SynIBTrainer", "ModalityDropoutTrainer", "MultilossTrainer")
+    name: "synib_hf.trainers"
+    for name in (
+        "SynIBConfig", "SynIBTrainer", "ModalityDropoutTrainer", "MultilossTrainer",
+        "BalancingConfig", "OGMGETrainer", "MMParetoTrainer", "MLBTrainer", "UnimodalEnsembleTrainer",
+    )
 }
 
 
@@ -55,6 +59,7 @@ def __getattr__(name):
 
 
 __all__ = [
+    "BalancingConfig",
     "FeatureMasker",
     "FusionConfig",
     "FusionForSequenceClassification",
@@ -64,15 +69,19 @@ __all__ = [
     "InputMasker",
     "MaskRandomness",
     "MaskSpec",
+    "MLBTrainer",
+    "MMParetoTrainer",
     "ModalityDropoutTrainer",
     "MultilossTrainer",
     "MLPFusionConfig",
     "MLPFusionForClassification",
+    "OGMGETrainer",
     "SynIBConfig",
     "SynIBModelOutput",
     "SynIBNativeMixin",
     "SynIBTrainer",
     "TokenIds",
+    "UnimodalEnsembleTrainer",
     "entropy",
     "gaussian",
     "kl_uniform",

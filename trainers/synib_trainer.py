@@ -57,6 +57,7 @@ class SynIBTrainer(Trainer):
     """
 
     _tag_names = ["synib", "multimodal"]
+    args_class = SynIBConfig  # the arguments it takes (the balancing trainers take BalancingConfig)
 
     def __init__(self, model=None, args: Optional[SynIBConfig] = None, processing_class=None, peft_config=None, **kwargs):
         # Why: validate SynIB's arguments against the model before any step runs, and set up the masking state.

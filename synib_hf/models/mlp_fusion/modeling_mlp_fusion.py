@@ -82,6 +82,9 @@ class MLPFusionForClassification(SynIBNativeMixin, PreTrainedModel):
     def synib_logvar_head(self):
         return self.logvar
 
+    def synib_encoder_parameters(self, modality: str) -> list:
+        return list(self.encoders[modality].parameters())
+
     def forward(self, labels: Optional[torch.Tensor] = None, synib_views=None, **inputs) -> SynIBModelOutput:
         unknown = sorted(set(inputs) - set(self.synib_modalities))
         if unknown:
