@@ -3,9 +3,10 @@
 Layout (dependencies point one way: scripts → `synib_hf.trainers` → this package's core; models and data depend on
 the core, never the reverse):
 
-* the method's core, flat here: `masking` (masking operators and fills), `learned_mask`, `penalties` (Ω and the task
-  loss), `native` (the protocol of models whose masked views re-run only a fusion head), `views` (the generic path's
-  plumbing), `balancing` (the rules of the modality-balancing baselines);
+* the method's core, flat here: `masking` (feature-level masking, fills, randomness), `input_masking` and
+  `input_kinds` (input-level masking by each input's structure), `learned_mask`, `penalties` (Ω), `tasks` (problem
+  types: task loss, penalty form, label checks), `native` (the protocol of models whose masked views re-run only a
+  fusion head), `views` (the generic path's plumbing), `balancing` (the rules of the modality-balancing baselines);
 * `models/` — models implementing the native protocol, in transformers' layout (`fusion/`, `mlp_fusion/`) and their
   LoRA presets (`models/lora.py`);
 * `data/` — data sets (`xor`, `irony`, `hateful_memes`);
@@ -19,7 +20,8 @@ __version__ = "0.1.0"
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoProcessor
 
-from .masking import FeatureMasker, InputMasker, MaskRandomness, MaskSpec, TokenIds
+from .input_masking import InputMasker, TokenIds
+from .masking import FeatureMasker, MaskRandomness, MaskSpec
 from .models import (
     FusionConfig,
     FusionForSequenceClassification,

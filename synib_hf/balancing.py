@@ -15,11 +15,12 @@ encoder's gradient before the optimizer step. The trainers in `synib_hf.trainers
 import torch
 import torch.nn.functional as F
 
-from .penalties import cross_entropy
+from .tasks import classification_task
 
 
 def true_class_probability(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The probability each example's prediction gives its true class, `(B,)`: `exp(−CE)`, softmax or one-logit heads.
+    """The probability each example's prediction gives its true class, `(B,)`: `exp(−CE)`, softmax or one-logit heads;
+    0 for rows labelled −100 (they count in no score).
 
     Summed over a batch it is the "score" `s_m = Σ_i p_m(y_i | x_i)` of OGM-GE (Eq. 9) and MLB.
 
@@ -30,7 +31,9 @@ def true_class_probability(logits: torch.Tensor, labels: torch.Tensor) -> torch.
     tensor([0.5000, 0.8808])
     ```
     """
-    return torch.exp(-cross_entropy(logits, labels))
+    task = classification_task(logits)
+    task.check_labels(labels)
+    return torch.exp(-task.losses(logits, labels)) * task.valid_rows(labels)
 
 
 def ogm_coefficients(scores: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .penalties import task_loss
+from .tasks import classification_task
 
 
 def learn_keep_gates(
@@ -39,13 +39,15 @@ def learn_keep_gates(
     params.update(dict(head.named_buffers()))
     features, fill = features.detach(), fill.detach()
     gate_logits = torch.ones_like(features, dtype=torch.float32, requires_grad=True)  # ℓ, (B, D)
+    task = None
     optimizer = torch.optim.Adam([gate_logits], lr=lr)
     with torch.enable_grad():
         for _ in range(steps):
             gates = torch.sigmoid(gate_logits / temperature)
             mixed = (gates * features + (1.0 - gates) * fill).to(features.dtype)
             logits = functional_call(head, params, (mixed,))
-            objective = -task_loss(logits, labels) + sparsity_weight * (1.0 - gates).mean()
+            task = task or classification_task(logits)  # labels were checked by the model's forward
+            objective = -task.loss(logits, labels) + sparsity_weight * (1.0 - gates).mean()
             (gate_logits.grad,) = torch.autograd.grad(objective, gate_logits)
             torch.nn.utils.clip_grad_norm_([gate_logits], grad_clip)
             optimizer.step()

@@ -2,15 +2,19 @@
 
 Two levels, one vocabulary (`mask_type` × `mask_fill`):
 
-* [`InputMasker`] works on a dict of model inputs (any Hugging Face model): float tensors (`pixel_values`,
-  `input_features`, `input_values`, vectors) are overwritten with a fill; token ids are replaced by the tokenizer's
-  mask (or pad) id and their attention is switched off, except on special tokens.
-* [`FeatureMasker`] works on pooled per-modality features `(B, D_m)` of a model that implements the native protocol
-  ([`SynIBNativeMixin`]); it is what makes SynIB nearly free there, since encoders run once.
+* [`InputMasker`] (`synib_hf.input_masking`) works on a dict of model inputs (any Hugging Face model), each input
+  masked by the rule of its kind (`synib_hf.input_kinds`).
+* [`FeatureMasker`] (here) works on pooled per-modality features `(B, D_m)` of a model that implements the native
+  protocol ([`SynIBNativeMixin`]); it is what makes SynIB nearly free there, since encoders run once.
 
-Only the masked modality is touched; every other key or feature is passed through unchanged (the same tensor object).
+This module also holds what both share: [`MaskSpec`], the private seeded randomness ([`MaskRandomness`]) and the fills
+([`Filler`], with the EMA statistics behind `ema_noise`). Their state (generators, statistics) is saved with every
+checkpoint and restored on resume (`state_dict` / `load_state_dict`), so a resumed run draws the masks an
+uninterrupted run would. Only the masked modality is touched; every other key or feature is passed through unchanged
+(the same tensor object).
 """
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
@@ -30,6 +34,7 @@ class MaskSpec:
     mask_type: str = "random"
     mask_ratio: float = 0.5
     mask_fill: str = "ema_noise"
+    mask_patch_size: int = 1
     fill_ema_decay: float = 0.99
     learned_mask_steps: int = 20
     learned_mask_lr: float = 0.1
@@ -55,12 +60,17 @@ class MaskRandomness:
 
     def __init__(self, seed: int):
         self.seed = seed
-        self._generators: dict[torch.device, torch.Generator] = {}
+        self._generators: dict[str, torch.Generator] = {}
+        self._pending: dict[str, torch.Tensor] = {}  # restored states of generators not created yet
 
     def generator(self, device: torch.device) -> torch.Generator:
-        if device not in self._generators:
-            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
-        return self._generators[device]
+        key = str(torch.device(device))
+        if key not in self._generators:
+            generator = torch.Generator(device=device).manual_seed(self.seed)
+            if key in self._pending:
+                generator.set_state(self._pending.pop(key))
+            self._generators[key] = generator
+        return self._generators[key]
 
     def rand(self, shape, like: torch.Tensor) -> torch.Tensor:
         return torch.rand(shape, generator=self.generator(like.device), device=like.device)
@@ -72,52 +82,81 @@ class MaskRandomness:
         """A permutation of the batch with no fixed point (a random cyclic shift): every row gets another row."""
         if batch_size < 2:
             raise ValueError(
-                "mask_fill='shuffle' takes each fill from another example of the batch, so it needs a batch of at "
-                "least 2 examples; use a larger per-device batch size or mask_fill='ema_noise'."
+                "mask_fill='shuffle' takes each fill from another example of the batch, so it needs batches of at "
+                "least 2 examples, and this one has 1 (often the last batch of an epoch or of the evaluation set): "
+                "set dataloader_drop_last=True, make the data set size a multiple of the batch size, use a larger "
+                "per-device batch size, or mask_fill='ema_noise'."
             )
         shift = torch.randint(1, batch_size, (1,), generator=self.generator(like.device), device=like.device)
         return (torch.arange(batch_size, device=like.device) + shift) % batch_size
 
+    def state_dict(self) -> dict:
+        """The generators' states by device (CPU tensors), for checkpoints."""
+        states = {key: generator.get_state() for key, generator in self._generators.items()}
+        return {"seed": self.seed, "generators": {**self._pending, **states}}
 
-def _feature_shape(x: torch.Tensor) -> tuple[int, ...]:
-    """Shape of the per-feature statistics of `x`: dim 1 is the feature/channel axis, the rest is broadcast."""
-    return (1, x.shape[1]) + (1,) * (x.dim() - 2)
+    def load_state_dict(self, state: Mapping) -> None:
+        self.seed = state["seed"]
+        self._generators.clear()
+        self._pending = dict(state["generators"])
+
+
+def _feature_shape(x: torch.Tensor, axis: int) -> tuple[int, ...]:
+    """Shape of per-feature statistics of `x` along `axis`, broadcastable to `x`."""
+    return tuple(x.shape[d] if d == axis else 1 for d in range(x.dim()))
 
 
 @dataclass
 class FillStatistics:
-    """EMA of the clean mean and variance of each named tensor along its feature axis (dim 1), kept without gradient."""
+    """EMA of the clean first and second moments of each named tensor along its feature axis, kept without gradient.
+
+    Tracking E[x] and E[x²] (rather than each batch's variance) pools examples across steps, so batches of one still
+    build a variance; a non-finite batch leaves the statistics as they were.
+    """
 
     decay: float = 0.99
     mean: dict = field(default_factory=dict)
-    var: dict = field(default_factory=dict)
+    second: dict = field(default_factory=dict)  # E[x²]
 
     @torch.no_grad()
-    def update(self, name: str, clean: torch.Tensor) -> None:
-        batch_mean, batch_var = self._batch_moments(clean)
+    def update(self, name: str, clean: torch.Tensor, axis: int = 1) -> None:
+        batch_mean, batch_second = self._batch_moments(clean, axis)
         if name in self.mean and self.mean[name].shape != batch_mean.shape:
             raise ValueError(
-                f"mask_fill='ema_noise' keeps per-feature statistics of {name!r}, whose feature axis (dim 1) had "
-                f"size {self.mean[name].shape[1]} and now has {batch_mean.shape[1]}. Pad it to a fixed size or use "
-                "mask_fill='shuffle' or 'zero'."
+                f"mask_fill='ema_noise' keeps per-feature statistics of {name!r}, whose feature axis ({axis}) had "
+                f"size {self.mean[name].shape[axis]} and now has {batch_mean.shape[axis]}. Pad it to a fixed size or "
+                "use mask_fill='shuffle' or 'zero'."
             )
         if name not in self.mean:
-            self.mean[name], self.var[name] = batch_mean, batch_var
-        else:
-            self.mean[name].lerp_(batch_mean, 1.0 - self.decay)
-            self.var[name].lerp_(batch_var, 1.0 - self.decay)
+            finite = torch.isfinite(batch_mean) & torch.isfinite(batch_second)
+            self.mean[name] = torch.where(finite, batch_mean, 0.0)
+            self.second[name] = torch.where(finite, batch_second, 1.0)
+            return
+        for store, value in ((self.mean, batch_mean), (self.second, batch_second)):
+            old = store[name].to(value.device)
+            new = old.lerp(value, 1.0 - self.decay)
+            store[name] = torch.where(torch.isfinite(new), new, old)  # a NaN batch raises later; keep the past
 
     @staticmethod
-    def _batch_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch_moments(x: torch.Tensor, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.detach().float()
-        dims = [d for d in range(x.dim()) if d != 1]
-        return x.mean(dim=dims).view(_feature_shape(x)), x.var(dim=dims, unbiased=False).view(_feature_shape(x))
+        dims = [d for d in range(x.dim()) if d != axis]
+        shape = _feature_shape(x, axis)
+        return x.mean(dim=dims).view(shape), x.square().mean(dim=dims).view(shape)
 
-    def moments(self, name: str, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The running moments; before the first training update (evaluation first), the batch's own."""
+    def moments(self, name: str, like: torch.Tensor, axis: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance; before the first training update (evaluation first), the batch's own."""
         if name in self.mean:
-            return self.mean[name], self.var[name]
-        return self._batch_moments(like)
+            mean, second = self.mean[name].to(like.device), self.second[name].to(like.device)
+        else:
+            mean, second = self._batch_moments(like, axis)
+        return mean, (second - mean.square()).clamp_min(0.0)
+
+    def state_dict(self) -> dict:
+        return {"mean": {k: v.cpu() for k, v in self.mean.items()}, "second": {k: v.cpu() for k, v in self.second.items()}}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.mean, self.second = dict(state["mean"]), dict(state["second"])
 
 
 class Filler:
@@ -127,129 +166,37 @@ class Filler:
         self.kind = spec.mask_fill
         self.randomness = randomness
         self.statistics = FillStatistics(decay=spec.fill_ema_decay)
+        self._warned_constant = set()
 
-    def observe(self, name: str, clean: torch.Tensor, training: bool) -> None:
+    def observe(self, name: str, clean: torch.Tensor, training: bool, axis: int = 1) -> None:
         """Feed clean values to the EMA statistics (training steps only)."""
         if self.kind == "ema_noise" and training:
-            self.statistics.update(name, clean)
+            first = name not in self.statistics.mean
+            self.statistics.update(name, clean, axis)
+            if first and clean.numel() == clean.shape[axis] and name not in self._warned_constant:
+                self._warned_constant.add(name)
+                warnings.warn(
+                    f"mask_fill='ema_noise': the first batch holds one value per feature of {name!r}, so its fill has "
+                    "no variance yet (it is the running mean); the variance builds up over the next steps. Use "
+                    "batches of more than one example, or mask_fill='shuffle'/'zero', to avoid it.",
+                    stacklevel=2,
+                )
 
-    def __call__(self, name: str, clean: torch.Tensor) -> torch.Tensor:
+    def __call__(self, name: str, clean: torch.Tensor, axis: int = 1) -> torch.Tensor:
         """A fill of the shape and dtype of `clean`, carrying no gradient."""
         if self.kind == "zero":
             return torch.zeros_like(clean)
         if self.kind == "shuffle":
             return clean.detach()[self.randomness.derangement(clean.shape[0], clean)]
-        mean, var = self.statistics.moments(name, clean)
+        mean, var = self.statistics.moments(name, clean, axis)
         noise = self.randomness.randn(clean.shape, clean)
         return (mean + var.sqrt() * noise).to(clean.dtype)
 
+    def state_dict(self) -> dict:
+        return self.statistics.state_dict()
 
-@dataclass(frozen=True)
-class TokenIds:
-    """What token masking needs from the tokenizer: the id written over content tokens and the ids never masked."""
-
-    fill_id: int
-    special_ids: tuple[int, ...]
-
-    @classmethod
-    def from_tokenizer(cls, tokenizer) -> "TokenIds":
-        fill_id = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else tokenizer.pad_token_id
-        if fill_id is None:
-            raise ValueError(
-                f"Token masking needs a mask or pad token, but {type(tokenizer).__name__} has neither; set "
-                "`tokenizer.pad_token` before building the trainer."
-            )
-        return cls(fill_id=fill_id, special_ids=tuple(sorted(set(tokenizer.all_special_ids))))
-
-
-def is_token_key(key: str) -> bool:
-    return key.endswith("input_ids")
-
-
-def attention_key(key: str) -> str:
-    return key[: -len("input_ids")] + "attention_mask"
-
-
-class InputMasker:
-    """Input-level masking over a dict of model inputs (the generic path: any Hugging Face model).
-
-    Example:
-
-    ```python
-    >>> masker = InputMasker(MaskSpec(mask_type="full", mask_fill="zero"), MaskRandomness(seed=0))
-    >>> batch = {"pixel_values": torch.ones(2, 3, 4, 4), "input_ids": torch.ones(2, 5, dtype=torch.long)}
-    >>> view = masker(batch, ["pixel_values"], training=False)
-    >>> view["pixel_values"].abs().sum().item(), view["input_ids"] is batch["input_ids"]
-    (0.0, True)
-    ```
-    """
-
-    def __init__(self, spec: MaskSpec, randomness: MaskRandomness, token_ids: Optional[TokenIds] = None):
-        if spec.mask_type == "learned":
-            raise ValueError(
-                "mask_type='learned' optimises gates against a unimodal head, which only models implementing the "
-                "native protocol have (see `synib_hf.SynIBNativeMixin`); use mask_type='random' or 'full' here."
-            )
-        self.spec = spec
-        self.randomness = randomness
-        self.fill = Filler(spec, randomness)
-        self.token_ids = token_ids
-
-    def __call__(self, batch: Mapping[str, torch.Tensor], keys: Sequence[str], training: bool) -> dict:
-        """A shallow copy of `batch` in which the tensors under `keys` (one modality) are masked."""
-        view = dict(batch)
-        for key in keys:
-            value = batch[key]
-            if is_token_key(key):
-                view.update(self._mask_tokens(key, batch))
-            elif torch.is_floating_point(value):
-                self.fill.observe(key, value, training)
-                view[key] = torch.where(self._replaced(key, value), self.fill(key, value), value)
-            # Other integer tensors (attention masks, token_type_ids) follow their ids or carry no content.
-        return view
-
-    def _replaced(self, key: str, value: torch.Tensor) -> torch.Tensor:
-        """Boolean tensor broadcastable to `value`: True where the value is destroyed."""
-        spec = self.spec
-        if spec.mask_type == "full":
-            return torch.ones((), dtype=torch.bool, device=value.device)
-        if spec.mask_type == "random":
-            # One draw per example and position, shared along the feature/channel axis (a pixel, a frame).
-            shape = (value.shape[0],) + ((1,) + tuple(value.shape[2:]) if value.dim() > 2 else (value.shape[1],))
-            return self.randomness.rand(shape, value) < spec.mask_ratio
-        coordinates = (spec.oracle_coordinates or {}).get(key)
-        if coordinates is None:
-            raise ValueError(
-                f"mask_type='oracle' needs the coordinates to destroy in {key!r}: set "
-                f"oracle_coordinates={{'{key}': [...]}} (for Gaussian-XOR, `GaussianXOR.synergy_coordinates`)."
-            )
-        replaced = torch.zeros(value.shape[-1], dtype=torch.bool, device=value.device)
-        replaced[list(coordinates)] = True
-        return replaced  # (D,), broadcast over the leading axes
-
-    def _mask_tokens(self, key: str, batch: Mapping[str, torch.Tensor]) -> dict:
-        if self.token_ids is None:
-            raise ValueError(
-                f"Masking {key!r} needs the tokenizer's mask/pad and special-token ids: pass "
-                "`processing_class=tokenizer` (or a processor with a `.tokenizer`) to SynIBTrainer."
-            )
-        if self.spec.mask_type == "oracle":
-            raise ValueError(f"mask_type='oracle' destroys float coordinates; {key!r} holds token ids.")
-        ids = batch[key]
-        attn_key = attention_key(key)
-        attention = batch.get(attn_key)
-        special = torch.isin(ids, torch.tensor(self.token_ids.special_ids, device=ids.device))
-        content = ~special if attention is None else attention.bool() & ~special
-        replaced = content
-        if self.spec.mask_type == "random":
-            replaced = content & (self.randomness.rand(ids.shape, ids) < self.spec.mask_ratio)
-        masked = {key: ids.masked_fill(replaced, self.token_ids.fill_id)}
-        if attention is not None:
-            kept = attention.bool() & ~replaced
-            # A row with no attended token makes attention softmax NaN: keep its first position (now a fill id).
-            kept[:, 0] |= ~kept.any(dim=1)
-            masked[attn_key] = kept.to(attention.dtype)
-        return masked
+    def load_state_dict(self, state: Mapping) -> None:
+        self.statistics.load_state_dict(state)
 
 
 class FeatureMasker:
@@ -266,7 +213,11 @@ class FeatureMasker:
         self.masked_modalities = tuple(masked_modalities)
         self.randomness = randomness
         self.fill = Filler(spec, randomness)
-        self._input_masker = InputMasker(spec, randomness) if spec.mask_type == "oracle" else None
+        self._input_masker = None
+        if spec.mask_type == "oracle":
+            from .input_masking import InputMasker
+
+            self._input_masker = InputMasker(spec, randomness)
 
     @property
     def detach_features(self) -> bool:
@@ -280,7 +231,8 @@ class FeatureMasker:
             clean = features[modality]  # (B, D_m)
             source = clean.detach() if spec.detach_masked_features else clean
             if spec.mask_type == "oracle":
-                view = self._input_masker(inputs, model.synib_input_keys[modality], training=model.training)
+                keys = [k for k in model.synib_input_keys[modality] if inputs.get(k) is not None]
+                view = self._input_masker(inputs, keys, training=model.training)
                 encoded = model.synib_encode(modality, view)
                 masked[modality] = encoded.detach() if spec.detach_masked_features else encoded
                 continue
@@ -318,3 +270,15 @@ class FeatureMasker:
             grad_clip=spec.learned_mask_grad_clip,
             sparsity_weight=spec.learned_mask_sparsity_weight,
         ).to(clean.dtype)
+
+    def state_dict(self) -> dict:
+        """The fill statistics (the randomness is saved by its owner, the trainer)."""
+        state = {"fill": self.fill.state_dict()}
+        if self._input_masker is not None:
+            state["oracle"] = self._input_masker.state_dict()
+        return state
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.fill.load_state_dict(state["fill"])
+        if self._input_masker is not None:
+            self._input_masker.load_state_dict(state["oracle"])

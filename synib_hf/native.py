@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .penalties import task_loss
+from .tasks import classification_loss
 
 
 @dataclass
@@ -26,12 +26,16 @@ class SynIBModelOutput(SequenceClassifierOutput):
         masked_logvar (`torch.Tensor` of shape `(M, B, C)`, *optional*):
             Log-variances from the logvar head on each masked view (the `gaussian` penalty).
         unimodal_logits (`torch.Tensor` of shape `(N, B, C)`, *optional*):
-            Logits of the unimodal heads, in the order of `synib_modalities`.
+            Logits of the unimodal heads, in the order of `synib_modalities` (returned with masked views only, so a
+            plain forward's output is `(loss, logits)` and `Trainer.predict` gives one array).
+        fused_loss (`torch.Tensor`, *optional*):
+            The fused head's task loss alone; `loss` adds the unimodal heads' losses to it.
     """
 
     masked_logits: Optional[torch.Tensor] = None
     masked_logvar: Optional[torch.Tensor] = None
     unimodal_logits: Optional[torch.Tensor] = None
+    fused_loss: Optional[torch.Tensor] = None
 
 
 class SynIBNativeMixin:
@@ -72,8 +76,15 @@ class SynIBNativeMixin:
         )
 
     def synib_forward(
-        self, inputs: Mapping[str, torch.Tensor], labels: Optional[torch.Tensor] = None, synib_views=None
+        self,
+        inputs: Mapping[str, torch.Tensor],
+        labels: Optional[torch.Tensor] = None,
+        synib_views=None,
+        output_unimodal_logits: Optional[bool] = None,
     ) -> SynIBModelOutput:
+        """The clean view (and, given `synib_views`, every masked view) in one call. `unimodal_logits` and
+        `fused_loss` are returned with masked views or when `output_unimodal_logits=True`."""
+        extras = synib_views is not None if output_unimodal_logits is None else output_unimodal_logits
         features = {m: self.synib_encode(m, inputs) for m in self.synib_modalities}
 
         unimodal = []
@@ -102,17 +113,18 @@ class SynIBNativeMixin:
             if logvar_head is not None:
                 masked_logvar = logvar_head(hidden[batch_size:]).unflatten(0, (-1, batch_size))
 
-        loss = None
+        loss = fused_loss = None
         if labels is not None:
-            loss = task_loss(logits, labels)
+            loss = fused_loss = classification_loss(logits, labels)
             if unimodal_logits is not None:
-                loss = loss + sum(task_loss(u, labels) for u in unimodal_logits)
+                loss = loss + sum(classification_loss(u, labels) for u in unimodal_logits)
         return SynIBModelOutput(
             loss=loss,
             logits=logits,
             masked_logits=masked_logits,
             masked_logvar=masked_logvar,
-            unimodal_logits=unimodal_logits,
+            unimodal_logits=unimodal_logits if extras else None,
+            fused_loss=fused_loss if extras else None,
         )
 
 

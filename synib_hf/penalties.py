@@ -81,6 +81,25 @@ def kl_uniform(logits: torch.Tensor) -> torch.Tensor:
     return (math.log(num_classes(logits)) - entropy(logits)).clamp_min(0.0)
 
 
+def bernoulli_kl_half(logits: torch.Tensor) -> torch.Tensor:
+    """Per-label KL(Bernoulli(σ(z)) ‖ Bernoulli(½)) = log 2 − H(σ(z)), averaged over the labels, per example.
+
+    The multi-label (and soft-target) form of `kl_uniform`: each sigmoid is pushed toward "unsure"; the mean over
+    labels keeps its scale that of the multi-label BCE (a mean over labels too). Equal to `kl_uniform` for one logit.
+
+    Example:
+
+    ```python
+    >>> bernoulli_kl_half(torch.tensor([[0.0, 0.0], [30.0, -30.0]]))
+    tensor([0.0000, 0.6931])
+    ```
+    """
+    logits = logits.float()
+    p = torch.sigmoid(logits)
+    entropy_per_label = -(p * F.logsigmoid(logits) + (1.0 - p) * F.logsigmoid(-logits))
+    return (math.log(2.0) - entropy_per_label).clamp_min(0.0).mean(dim=-1)
+
+
 def gaussian(logits: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(μ, σ²) ‖ N(0, I)) with μ = the masked logits and log σ² from a logvar head, per example.
 
@@ -109,29 +128,3 @@ def unimodal_anchor(logits: torch.Tensor, anchor_logits: torch.Tensor) -> torch.
         )
     log_anchor = _log_probs(anchor_logits.detach())
     return (log_anchor.exp() * (log_anchor - _log_probs(logits))).sum(dim=-1)
-
-
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy per example, `(B,)`: softmax CE for `C >= 2` logits, BCE for one logit.
-
-    Raises:
-        ValueError: if the labels are not one class index per example.
-    """
-    if labels.dim() != 1 or labels.shape[0] != logits.shape[0] or labels.is_floating_point():
-        raise ValueError(
-            f"SynIB needs one integer class index per example, but `labels` has shape {tuple(labels.shape)} and "
-            f"dtype {labels.dtype} for logits of shape {tuple(logits.shape)}. Multi-label and regression heads are "
-            "not supported: use a single-label classification head."
-        )
-    logits = logits.float()
-    if logits.shape[-1] == 1:
-        targets = labels.to(logits.dtype)
-        if label_smoothing:
-            targets = targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
-        return F.binary_cross_entropy_with_logits(logits.squeeze(-1), targets, reduction="none")
-    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing, reduction="none")
-
-
-def task_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Mean cross-entropy of a classification head (see [`cross_entropy`])."""
-    return cross_entropy(logits, labels, label_smoothing).mean()

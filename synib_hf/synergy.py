@@ -62,47 +62,49 @@ def synergy_subset_scores(
     return {f"{prefix}{k}": v for k, v in scores.items()}
 
 
+def with_synergy_metrics(compute_metrics, unimodal: Mapping[str, np.ndarray]):
+    """`compute_metrics` (or nothing) plus accuracy and the synergy-subset groups of the evaluation set.
+
+    The Trainer gathers predictions across processes in the evaluation set's order, so `unimodal` (predictions
+    aligned with that set) lines up; the numbers join the evaluation's log line and so reach every `report_to`
+    integration.
+    """
+    unimodal = {m: np.asarray(p) for m, p in unimodal.items()}
+
+    def metrics(prediction) -> dict:
+        scores = {} if compute_metrics is None else dict(compute_metrics(prediction))
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        predicted = predicted_classes(np.asarray(logits))
+        scores.update(synergy_subset_scores(predicted, np.asarray(prediction.label_ids), unimodal))
+        return scores
+
+    return metrics
+
+
 def synergy_compute_metrics(unimodal: Mapping[str, np.ndarray]):
     """A `compute_metrics` for the Trainer that reports accuracy and the synergy-subset groups of the eval set."""
-
-    def compute_metrics(prediction) -> dict:
-        predicted = predicted_classes(np.asarray(prediction.predictions))
-        return synergy_subset_scores(predicted, np.asarray(prediction.label_ids), unimodal)
-
-    return compute_metrics
+    return with_synergy_metrics(None, unimodal)
 
 
 class SynergySubsetCallback(TrainerCallback):
-    """Adds `eval_synergy_accuracy` and the other groups (with their sizes) to every evaluation.
+    """Adds `eval_synergy_accuracy` and the other groups (with their sizes) to every evaluation of a
+    [`SynIBTrainer`].
 
-    It re-runs the model over the evaluation set once (a no-grad pass) to read its clean predictions, so it works
-    whatever `compute_metrics` is; `synergy_compute_metrics` gets the same numbers without the extra pass.
+    The trainer folds it into `compute_metrics` ([`with_synergy_metrics`]), so the groups are computed on the
+    predictions gathered across processes and logged with the evaluation (TensorBoard, W&B, the log history). With a
+    plain `Trainer`, pass `compute_metrics=synergy_compute_metrics(unimodal)` instead.
 
     Args:
         unimodal: modality → unimodal predictions, aligned with the evaluation set's order.
-        label_name: the label column of the batches.
     """
 
-    def __init__(self, unimodal: Mapping[str, Sequence[int]], label_name: str = "labels"):
+    def __init__(self, unimodal: Mapping[str, Sequence[int]]):
         self.unimodal = {m: np.asarray(p) for m, p in unimodal.items()}
-        self.label_name = label_name
+        self.attached = False  # set by SynIBTrainer when it folds this callback into compute_metrics
 
-    def on_evaluate(self, args, state, control, metrics=None, model=None, eval_dataloader=None, **kwargs):
-        import torch
-
-        predictions, references = [], []
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            for batch in eval_dataloader:
-                labels = batch.pop(self.label_name)
-                batch = {k: v.to(args.device) if hasattr(v, "to") else v for k, v in batch.items()}
-                predictions.append(predicted_classes(model(**batch).logits).cpu())
-                references.append(labels)
-        model.train(was_training)
-        scores = synergy_subset_scores(
-            torch.cat(predictions).numpy(), torch.cat(references).numpy(), self.unimodal, prefix="eval_"
-        )
-        metrics.update(scores)
-        if state.log_history and any(k.startswith("eval_") for k in state.log_history[-1]):
-            state.log_history[-1].update(scores)  # the evaluation's log line, so cards and logs carry it
+    def on_evaluate(self, args, state, control, **kwargs):
+        if not self.attached:
+            raise ValueError(
+                "SynergySubsetCallback reports through SynIBTrainer's compute_metrics; with a plain Trainer pass "
+                "compute_metrics=synib_hf.synergy.synergy_compute_metrics(unimodal) instead."
+            )

@@ -1,8 +1,36 @@
-"""The generic path's plumbing: which inputs belong to which modality, stacking views, reading logits."""
+"""The plumbing of SynIB's views: which inputs belong to which modality, stacking views on the batch axis, reading
+scores from a model output, and [`ViewResult`], what every path hands the trainer for one batch."""
 
+from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
 import torch
+
+
+@dataclass
+class ViewResult:
+    """One batch's clean and masked views, as a path (native, generic, generative) returns them to the trainer.
+
+    Args:
+        task_loss: the clean view's task loss, a scalar (a per-batch mean over the rows that count).
+        outputs: what `Trainer.prediction_step` returns as predictions, e.g. `{"logits": clean scores}`.
+        masked: `(M, B, K)` the masked views' scores that the penalty reads (classes, labels or answer candidates).
+        penalties: `(M, B)` Ω of each masked view and example.
+        targets: what masked accuracy compares `masked` with (class ids `(B,)`, or targets `(B, K)`); None: no accuracy.
+        valid: `(B,)` bool, the rows that count in the penalty and the logged means (ignore-index rows do not).
+        penalty_applied: True when each view's penalty was back-propagated already (sequential views); the trainer
+            then adds it to the returned loss detached, for logging only.
+        columns: extra per-example values to log, e.g. `{"fused_loss": (B,)}`.
+    """
+
+    task_loss: torch.Tensor
+    outputs: dict
+    masked: torch.Tensor
+    penalties: torch.Tensor
+    targets: Optional[torch.Tensor]
+    valid: torch.Tensor
+    penalty_applied: bool = False
+    columns: dict = field(default_factory=dict)
 
 
 def resolve_modality_keys(
@@ -38,17 +66,39 @@ def resolve_modality_keys(
     return found
 
 
-def classification_logits(outputs) -> torch.Tensor:
-    """`logits` of a model output (a ModelOutput or a dict), checked to be `(batch, num_labels)`."""
-    logits = outputs.get("logits") if isinstance(outputs, dict) else getattr(outputs, "logits", None)
-    if logits is None:
+def read_output(outputs, key: str, what: str = "logits_key") -> torch.Tensor:
+    """The tensor `outputs[key]` of a ModelOutput or dict; an error listing the fields when there is none."""
+    value = outputs.get(key) if isinstance(outputs, Mapping) else getattr(outputs, key, None)
+    if value is None:
+        fields = list(outputs.keys()) if isinstance(outputs, Mapping) else [type(outputs).__name__]
         raise ValueError(
-            f"SynIB reads `logits` from the model output, but {type(outputs).__name__} has none. Use a model with "
-            "a classification head (e.g. *ForSequenceClassification / *ForImageClassification)."
+            f"SynIB reads the scores from the output field {key!r} ({what}), but the model's output has "
+            f"{fields}. Set SynIBConfig.{what} to the field that holds them."
         )
-    if logits.dim() != 2:
-        raise ValueError(f"SynIB needs classification logits of shape (batch, num_labels), got {tuple(logits.shape)}.")
-    return logits
+    return value
+
+
+def classification_scores(outputs, key: str = "logits") -> torch.Tensor:
+    """Classification scores `(batch, num_labels)` from a model output, checked for shape."""
+    scores = read_output(outputs, key)
+    if scores.dim() != 2:
+        hint = (" Logits (B, T, V) with labels (B, T) are a generative model's: use synib_path='generative'."
+                if scores.dim() == 3 else "")
+        raise ValueError(
+            f"SynIB's generic path needs classification scores of shape (batch, num_labels) in {key!r}, got "
+            f"{tuple(scores.shape)}.{hint}"
+        )
+    return scores
+
+
+def slice_outputs(outputs, batch_size: int) -> dict:
+    """The first `batch_size` rows (the clean view) of every tensor in a concatenated forward's output."""
+    items = outputs.items() if isinstance(outputs, Mapping) else vars(outputs).items()
+    return {
+        key: value[:batch_size] if torch.is_tensor(value) and value.dim() > 0 else value
+        for key, value in items
+        if key != "loss"
+    }
 
 
 def concatenate_views(batch: Mapping[str, torch.Tensor], views: Sequence[Mapping[str, torch.Tensor]]) -> dict:

@@ -19,7 +19,7 @@ from synib_hf import (
     UnimodalEnsembleTrainer,
 )
 from synib_hf.balancing import true_class_probability
-from synib_hf.penalties import task_loss
+from synib_hf.tasks import classification_loss as task_loss
 from tiny_models import CLIPWithHead, LinearFusion, as_dataset, mlp_fusion, vector_xor
 
 
@@ -69,7 +69,7 @@ def scores(build, columns):
     """s_m = Σ_i p_m(y_i | x_i) of the unimodal heads at the initial weights."""
     batch = {k: torch.as_tensor(v) for k, v in columns.items()}
     with torch.no_grad():
-        unimodal = build()(**batch).unimodal_logits
+        unimodal = build()(**batch, output_unimodal_logits=True).unimodal_logits
     return torch.stack([true_class_probability(u, batch["labels"]).sum() for u in unimodal])
 
 
@@ -148,7 +148,7 @@ def test_mmpareto_combines_conflicting_gradients_by_min_norm_and_sums_agreeing_o
     batch = {k: torch.as_tensor(v) for k, v in columns.items()}
     reference = conflicting()
     reference.synib_detach_unimodal_heads = False  # as MMPareto trains it: the unimodal losses reach the encoders
-    outputs = reference(**batch)
+    outputs = reference(**batch, output_unimodal_logits=True)
     multimodal = task_loss(outputs.logits, batch["labels"])
     applied, log, _ = updates(MMParetoTrainer, balancing_args(tmp_path, mmpareto_gamma=gamma,
                                                               remove_unused_columns=False), conflicting, columns)
@@ -193,7 +193,7 @@ def test_ensemble_trains_each_modality_alone_and_predicts_with_the_sum_of_the_he
     predicted = trainer.predict(test)
     batch = {k: torch.as_tensor(np.asarray(v)) for k, v in vector_xor(8, seed=1).items()}
     with torch.no_grad():
-        expected = trainer.model(**batch).unimodal_logits.sum(dim=0)
+        expected = trainer.model(**batch, output_unimodal_logits=True).unimodal_logits.sum(dim=0)
     np.testing.assert_allclose(predicted.predictions, expected.numpy(), rtol=1e-6)
     assert predicted.metrics["test_loss"] == pytest.approx(task_loss(expected, batch["labels"]).item(), rel=1e-5)
 
@@ -231,8 +231,8 @@ def test_gradient_accumulation_1xN_equals_Nx1(tmp_path, method):
 def test_evaluation_reports_accuracy_and_masked_views(tmp_path, method):
     trainer_class, extra = METHODS[method]
     data = as_dataset(vector_xor(16))
-    trainer = trainer_class(model=mlp_fusion(), args=balancing_args(tmp_path, **extra), train_dataset=data,
-                            eval_dataset=data)
+    trainer = trainer_class(model=mlp_fusion(), args=balancing_args(tmp_path, eval_masked_views=True, **extra),
+                            train_dataset=data, eval_dataset=data)
     trainer.train()
     metrics = trainer.evaluate()
     assert np.isfinite(metrics["eval_loss"]) and 0 <= metrics["eval_synib/masked_accuracy_x1"] <= 1
@@ -251,6 +251,8 @@ def test_clear_errors_at_construction(tmp_path):
         OGMGETrainer(model=mlp_fusion(modality_dims={"a": 6, "b": 6, "c": 6}), args=balancing_args(tmp_path))
     with pytest.raises(ValueError, match="ogm_alpha must be a positive"):
         balancing_args(tmp_path, ogm_alpha=0.0)
+    with pytest.raises(ValueError, match="eval_masked_views=True"):
+        UnimodalEnsembleTrainer(model=mlp_fusion(), args=balancing_args(tmp_path, eval_masked_views=True))
 
     class Opaque(LinearFusion):
         synib_encoder_parameters = LinearFusion.__mro__[1].synib_encoder_parameters  # the mixin's: not implemented

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from synib_hf import ModalityDropoutTrainer, MultilossTrainer, SynIBConfig, SynIBTrainer
-from synib_hf.penalties import cross_entropy
+from synib_hf.tasks import classification_task
 from tiny_models import as_dataset, mlp_fusion, vector_xor
 
 
@@ -22,7 +22,8 @@ def test_modality_dropout_trains_the_masked_views_on_the_label(tmp_path):
     batch = {k: torch.as_tensor(v) for k, v in vector_xor(16).items()}
     with torch.no_grad():
         features = {"x1": torch.zeros(16, 16), "x2": model.synib_encode("x2", batch)}
-        expected = cross_entropy(model.synib_fuse(features)[0], batch["labels"]).mean()
+        logits = model.synib_fuse(features)[0]
+        expected = classification_task(logits).losses(logits, batch["labels"]).mean()
     trainer.train()
     assert trainer.state.log_history[0]["synib/penalty_x1"] == pytest.approx(expected.item(), rel=1e-5)
 

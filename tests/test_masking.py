@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from synib_hf.masking import FeatureMasker, FillStatistics, InputMasker, MaskRandomness, MaskSpec, TokenIds
+from synib_hf.input_masking import InputMasker, TokenIds
+from synib_hf.masking import FeatureMasker, FillStatistics, MaskRandomness, MaskSpec
 from tiny_models import mlp_fusion, tiny_tokenizer
 
 
@@ -96,7 +97,9 @@ def test_ema_statistics_track_the_clean_moments():
     stats = FillStatistics(decay=0.5)
     stats.update("x", torch.zeros(4, 2))
     stats.update("x", torch.full((4, 2), 2.0))
-    torch.testing.assert_close(stats.mean["x"], torch.ones(1, 2))
+    mean, var = stats.moments("x", torch.zeros(1, 2))
+    torch.testing.assert_close(mean, torch.ones(1, 2))
+    torch.testing.assert_close(var, torch.ones(1, 2))  # E[x²] = ½·0 + ½·4 = 2, minus mean² = 1: pooled over steps
     with pytest.raises(ValueError, match="feature axis"):
         stats.update("x", torch.zeros(4, 3))
 

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor, TrainerCallback
 
 import synib_hf  # noqa: F401  (registers the Auto classes)
 from synib_hf import FusionForSequenceClassification, FusionProcessor, SynIBConfig, SynIBTrainer
@@ -13,8 +13,11 @@ def batch(n=4):
 
 def test_forward_returns_clean_and_unimodal_logits():
     model = tiny_fusion()
-    out = model(**batch())
+    out = model(**batch(), output_unimodal_logits=True)
     assert out.logits.shape == (4, 2) and out.unimodal_logits.shape == (2, 4, 2) and out.loss.ndim == 0
+    assert out.fused_loss.ndim == 0 and out.fused_loss <= out.loss
+    plain = model(**batch())  # a plain forward is (loss, logits): Trainer.predict gives one array
+    assert plain.unimodal_logits is None and len(plain.to_tuple()) == 2
 
 
 def test_save_pretrained_round_trip_through_the_auto_classes(tmp_path):
@@ -62,12 +65,17 @@ def test_trainer_uses_the_native_path_and_runs_each_tower_once_per_step(tmp_path
     calls = {"vision": 0, "text": 0}
     model.vision_model.register_forward_hook(lambda *_: calls.__setitem__("vision", calls["vision"] + 1))
     model.text_model.register_forward_hook(lambda *_: calls.__setitem__("text", calls["text"] + 1))
+
+    class CountSteps(TrainerCallback):  # from the first step on: the first-batch check runs one forward before it
+        def on_train_begin(self, *args, **kwargs):
+            calls.update(vision=0, text=0)
+
     trainer = SynIBTrainer(
         model=model,
         args=SynIBConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, max_steps=3, synib_weight=1.0,
                          mask_type="learned", per_device_train_batch_size=4, disable_tqdm=True, save_strategy="no",
                          logging_steps=1),
-        train_dataset=as_dataset(fusion_rows(12)),
+        train_dataset=as_dataset(fusion_rows(12)), callbacks=[CountSteps()],
     )
     assert trainer.is_native
     trainer.train()

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from synib_hf.penalties import entropy, gaussian, kl_uniform, max_probability, task_loss, unimodal_anchor
+from synib_hf.penalties import bernoulli_kl_half, entropy, gaussian, kl_uniform, max_probability, unimodal_anchor
+from synib_hf.tasks import classification_loss
 
 
 @pytest.mark.parametrize("classes", [2, 3, 7])
@@ -64,9 +65,17 @@ def test_penalties_are_float32_under_bf16_inputs():
     assert kl_uniform(logits).dtype == torch.float32
 
 
-def test_task_loss_rejects_multilabel_targets():
-    with pytest.raises(ValueError, match="one integer class index per example"):
-        task_loss(torch.zeros(2, 3), torch.zeros(2, 3))
+def test_classification_loss_rejects_multilabel_targets():
+    with pytest.raises(ValueError, match="one integer class id per example"):
+        classification_loss(torch.zeros(2, 3), torch.zeros(2, 3))
+
+
+def test_bernoulli_kl_half_is_log2_minus_entropy_averaged_over_labels():
+    z = torch.tensor([[0.0, 1.3, 40.0]])
+    p = torch.sigmoid(z)
+    per_label = math.log(2) + p * p.log() + (1 - p) * torch.log1p(-p).nan_to_num(0.0)
+    torch.testing.assert_close(bernoulli_kl_half(z), per_label.mean(-1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(bernoulli_kl_half(z[:, 1:2]), kl_uniform(z[:, 1:2]))  # one label: the same penalty
 
 
 def test_predicted_classes_reads_one_logit_and_softmax_heads_in_torch_and_numpy():

@@ -14,8 +14,8 @@ def config(**kwargs):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"synib_weight": -0.1}, "synib_weight must be >= 0"),
-        ({"synib_weight": float("nan")}, "synib_weight must be >= 0"),
+        ({"synib_weight": -0.1}, "synib_weight must be a finite number >= 0"),
+        ({"synib_weight": float("nan")}, "synib_weight must be a finite number >= 0"),
         ({"mask_ratio": 0.0}, r"mask_ratio must be in \(0, 1\], got 0.0"),
         ({"mask_ratio": 1.5}, r"mask_ratio must be in \(0, 1\], got 1.5"),
         ({"synib_penalty": "entropy"}, "synib_penalty='entropy' is not a valid choice"),
@@ -24,7 +24,7 @@ def config(**kwargs):
         ({"synib_path": "fast"}, "synib_path='fast' is not a valid choice"),
         ({"view_batching": "parallel"}, "view_batching='parallel' is not a valid choice"),
         ({"fill_ema_decay": 1.0}, "fill_ema_decay must be in"),
-        ({"learned_mask_steps": 0}, "learned_mask_steps must be > 0"),
+        ({"learned_mask_steps": 0}, "learned_mask_steps must be a finite number > 0"),
         ({"learned_mask_sparsity_weight": -1.0}, "learned_mask_sparsity_weight must be >= 0"),
         ({"synib_start_step": 5, "synib_end_step": 5}, r"synib_end_step \(5\) must be after synib_start_step \(5\)"),
         ({"mask_type": "oracle"}, "mask_type='oracle' needs oracle_coordinates"),

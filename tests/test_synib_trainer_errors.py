@@ -67,7 +67,7 @@ def test_default_map_needs_two_modalities(tmp_path):
 def test_training_batch_without_labels(tmp_path):
     trainer = SynIBTrainer(model=Pair(), args=args(tmp_path, modality_keys=PAIR_KEYS),
                            train_dataset=pair_data(with_labels=False))
-    with pytest.raises(ValueError, match="needs `labels` in every train batch"):
+    with pytest.raises(ValueError, match="needs `labels` in every batch, but the first training batch has only"):
         trainer.train()
 
 
@@ -81,7 +81,8 @@ def test_non_finite_logits_name_the_step_and_the_view(tmp_path):
 def test_model_output_without_logits(tmp_path):
     trainer = SynIBTrainer(model=Pair(output="scores"), args=args(tmp_path, modality_keys=PAIR_KEYS),
                            train_dataset=pair_data())
-    with pytest.raises(ValueError, match="reads `logits` from the model output"):
+    with pytest.raises(ValueError, match=r"reads the scores from the output field 'logits' \(logits_key\), but the "
+                       r"model's output has \['scores'\]. Set SynIBConfig.logits_key"):
         trainer.train()
 
 
@@ -114,7 +115,8 @@ def test_token_inputs_need_a_tokenizer(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"synib_penalty": "gaussian"}, "on the generic path use synib_penalty='kl_uniform'"),
+        ({"synib_penalty": "gaussian"}, "on the generic path reads log-variances from an output field: set logvar_key"),
+        ({"synib_penalty": "unimodal_anchor"}, "needs unimodal heads, which only native models have"),
         ({"mask_type": "learned"}, "mask_type='learned' optimises gates against a unimodal head"),
         ({"detach_masked_features": True}, "which only the native path has"),
     ],
@@ -138,9 +140,20 @@ def test_learned_mask_needs_a_unimodal_head(tmp_path):
         trainer.train()
 
 
-def test_compute_loss_func_would_be_ignored(tmp_path):
-    with pytest.raises(ValueError, match="compute_loss_func"):
-        SynIBTrainer(model=Pair(), args=args(tmp_path, modality_keys=PAIR_KEYS), compute_loss_func=lambda *a, **k: 0)
+def test_compute_loss_func_is_the_clean_task_loss(tmp_path):
+    """The user's loss function scores the clean rows (not the masked ones) and is the task term of the loss."""
+    seen = []
+
+    def loss_func(outputs, labels, num_items_in_batch=None):
+        seen.append((outputs["logits"].shape, labels.shape, num_items_in_batch))
+        return outputs["logits"].float().pow(2).mean()
+
+    trainer = SynIBTrainer(model=Pair(), args=args(tmp_path, modality_keys=PAIR_KEYS, mask_fill="shuffle",
+                                                   logging_steps=1),
+                           train_dataset=pair_data(), compute_loss_func=loss_func)
+    trainer.train()
+    assert seen == [(torch.Size([4, 2]), torch.Size([4]), None)]  # 4 clean rows of a 12-row concatenated forward
+    assert trainer.state.log_history[0]["synib/task_loss"] > 0
 
 
 def test_concatenated_views_need_batch_shaped_inputs(tmp_path):
@@ -156,9 +169,10 @@ def test_concatenated_views_need_batch_shaped_inputs(tmp_path):
         trainer.train()
 
 
-def test_multilabel_targets_are_refused(tmp_path):
-    data = pair_data().map(lambda row: {"labels": [1.0, 0.0]})
-    trainer = SynIBTrainer(model=Pair(), args=args(tmp_path, modality_keys={"left": ["a"], "right": ["b"]}),
+def test_integer_labels_for_a_multilabel_head_name_the_fix(tmp_path):
+    data = pair_data().map(lambda row: {"labels": [1, 0]})
+    trainer = SynIBTrainer(model=Pair(), args=args(tmp_path, modality_keys={"left": ["a"], "right": ["b"]},
+                                                   problem_type="multi_label_classification"),
                            train_dataset=data)
-    with pytest.raises(ValueError, match="Multi-label and regression heads are not supported"):
+    with pytest.raises(ValueError, match=r"multi-label targets must be floats .* cast them with `.float\(\)`"):
         trainer.train()

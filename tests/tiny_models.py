@@ -210,5 +210,5 @@ class LinearFusion(SynIBNativeMixin, nn.Module):
     def synib_encoder_parameters(self, modality):
         return list(self.encoders[modality].parameters())
 
-    def forward(self, x1=None, x2=None, labels=None, synib_views=None):
-        return self.synib_forward({"x1": x1, "x2": x2}, labels, synib_views)
+    def forward(self, x1=None, x2=None, labels=None, synib_views=None, output_unimodal_logits=None):
+        return self.synib_forward({"x1": x1, "x2": x2}, labels, synib_views, output_unimodal_logits)

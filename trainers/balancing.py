@@ -8,9 +8,11 @@ masked-view metrics, logging and model cards are `SynIBTrainer`'s.
 """
 
 import torch
+from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from synib_hf.balancing import gradient_noise, mlb_coefficients, ogm_coefficients, true_class_probability
-from synib_hf.penalties import task_loss
+from synib_hf.tasks import classification_loss
 
 from .balancing_config import BalancingConfig
 from .synib_trainer import SynIBTrainer
@@ -44,7 +46,7 @@ class BalancingTrainer(SynIBTrainer):
                 f"{type(args).__name__}; build it with synib_hf.BalancingConfig(...)."
             )
         super().__init__(model=model, args=args, **kwargs)
-        core = self._core_model()
+        core = self.core_model()
         if not self.is_native:
             raise ValueError(
                 f"{name} needs a native model (synib_hf.SynIBNativeMixin) with unimodal heads, which measure or train "
@@ -100,7 +102,7 @@ class BalancingTrainer(SynIBTrainer):
                 f"{type(self).__name__} needs `labels` in every training batch, but this batch has only "
                 f"{sorted(inputs)}. Name the label column 'labels' (or 'label')."
             )
-        outputs = model(**inputs)
+        outputs = model(**inputs, output_unimodal_logits=True)
         self.loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
         loss = self.training_loss(outputs, labels)
         return (loss, outputs) if return_outputs else loss
@@ -109,8 +111,8 @@ class BalancingTrainer(SynIBTrainer):
         """Fused CE plus each unimodal head's CE (on detached features unless `attach_unimodal_heads`); records the
         per-modality scores that `balance_gradients` reads."""
         smoothing = self.args.label_smoothing_factor
-        task = task_loss(outputs.logits, labels, smoothing)
-        unimodal = [task_loss(logits, labels, smoothing) for logits in outputs.unimodal_logits]
+        task = classification_loss(outputs.logits, labels, smoothing)
+        unimodal = [classification_loss(logits, labels, smoothing) for logits in outputs.unimodal_logits]
         self._record_unimodal(outputs.unimodal_logits, labels, unimodal, task)
         return task + sum(unimodal)
 
@@ -238,9 +240,18 @@ class UnimodalEnsembleTrainer(BalancingTrainer):
     attach_unimodal_heads = True
     modulates_gradients = False
 
+    def __init__(self, *args, **kwargs):
+        # Why: the ensemble has no fusion head to evaluate masked views of.
+        super().__init__(*args, **kwargs)
+        if self.args.eval_masked_views:
+            raise ValueError(
+                "eval_masked_views=True evaluates masked views of the fusion head, which the unimodal ensemble does not "
+                "use; leave it unset."
+            )
+
     def training_loss(self, outputs, labels) -> torch.Tensor:
         smoothing = self.args.label_smoothing_factor
-        unimodal = [task_loss(logits, labels, smoothing) for logits in outputs.unimodal_logits]
+        unimodal = [classification_loss(logits, labels, smoothing) for logits in outputs.unimodal_logits]
         self._record_unimodal(outputs.unimodal_logits, labels, unimodal)
         self._scores = None  # no balancing reads them
         return sum(unimodal)
@@ -250,12 +261,20 @@ class UnimodalEnsembleTrainer(BalancingTrainer):
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         # Why: the ensemble predicts with the sum of the unimodal heads' logits, not with the fusion head.
-        inputs = self._prepare_inputs(inputs)
-        labels = inputs.get("labels")
-        with torch.no_grad(), self.compute_loss_context_manager():
-            outputs = model(**inputs)
-            logits = outputs.unimodal_logits.sum(dim=0)  # (B, C)
-            loss = task_loss(logits, labels).detach() if labels is not None else None
-        if prediction_loss_only:
-            return loss, None, None
-        return loss, logits.detach(), labels
+        return super().prediction_step(SummedUnimodalLogits(model), inputs, prediction_loss_only, ignore_keys)
+
+
+class SummedUnimodalLogits(nn.Module):
+    """A native model seen as the ensemble of its unimodal heads: `logits = Σ_m h_m(z_m)`, `(B, C)`, and their task
+    loss (what [`UnimodalEnsembleTrainer`] evaluates and predicts with)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.train(model.training)
+
+    def forward(self, labels=None, **inputs) -> SequenceClassifierOutput:
+        outputs = self.model(**inputs, output_unimodal_logits=True)
+        logits = outputs.unimodal_logits.sum(dim=0)  # (B, C)
+        return SequenceClassifierOutput(loss=None if labels is None else classification_loss(logits, labels),
+                                        logits=logits)

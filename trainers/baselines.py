@@ -7,8 +7,6 @@
 
 import torch
 
-from synib_hf.penalties import cross_entropy
-
 from .synib_trainer import SynIBTrainer
 
 
@@ -31,7 +29,7 @@ class ModalityDropoutTrainer(SynIBTrainer):
 
     def view_losses(self, masked, labels, logvar=None, unimodal=None) -> torch.Tensor:
         # Why: the view is augmentation with the label, not a confidence penalty.
-        return torch.stack([cross_entropy(view, labels) for view in masked])
+        return torch.stack([self.task.losses(view, labels) for view in masked])
 
 
 class MultilossTrainer(SynIBTrainer):
@@ -45,7 +43,7 @@ class MultilossTrainer(SynIBTrainer):
     def __init__(self, *args, **kwargs):
         # Why: the unimodal heads must train the encoders, which native models prevent by default.
         super().__init__(*args, **kwargs)
-        core = self._core_model()
+        core = self.core_model()
         if not self.is_native or any(core.synib_unimodal_head(m) is None for m in core.synib_modalities):
             raise ValueError(
                 f"MultilossTrainer needs a native model with unimodal heads; {type(core).__name__} has none. Enable "

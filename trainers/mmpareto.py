@@ -3,7 +3,7 @@
 import torch
 
 from synib_hf.balancing import pareto_combination
-from synib_hf.penalties import task_loss
+from synib_hf.tasks import classification_loss
 
 from .balancing import BalancingTrainer
 
@@ -44,8 +44,8 @@ class MMParetoTrainer(BalancingTrainer):
 
     def training_loss(self, outputs, labels) -> torch.Tensor:
         smoothing = self.args.label_smoothing_factor
-        multimodal = task_loss(outputs.logits, labels, smoothing)
-        unimodal = [task_loss(logits, labels, smoothing) for logits in outputs.unimodal_logits]
+        multimodal = classification_loss(outputs.logits, labels, smoothing)
+        unimodal = [classification_loss(logits, labels, smoothing) for logits in outputs.unimodal_logits]
         self._record_unimodal(outputs.unimodal_logits, labels, unimodal, multimodal)
         self._scores = None  # the Pareto rule reads gradients, not scores
         if torch.is_grad_enabled():

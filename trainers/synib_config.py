@@ -1,17 +1,22 @@
 """`SynIBConfig`: `TrainingArguments` plus the SynIB objective, its masking operators and where they apply."""
 
+import copy
 import json
+import math
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Optional, Union
 
 from transformers import TrainingArguments
 
+from synib_hf.input_kinds import parse_declared
 from synib_hf.masking import MASK_FILLS, MASK_TYPES
 from synib_hf.penalties import PENALTIES
+from synib_hf.tasks import TASK_TYPES
 
 
 SYNIB_PATHS = ("auto", "native", "generic")
 VIEW_BATCHING = ("concatenated", "sequential")
+PROBLEM_TYPES = ("auto",) + tuple(t for t in TASK_TYPES if t != "binary_classification")
 
 # Common Hugging Face input names per modality. Absent keys are skipped; pass `modality_keys` to be strict.
 DEFAULT_MODALITY_KEYS = {
@@ -41,17 +46,47 @@ class SynIBConfig(TrainingArguments):
     synib_weight: float = field(
         default=0.1,
         metadata={
-            "help": "λ, the weight of the masked-view confidence penalty. 0 disables SynIB (plain training). The "
-            "paper tunes it per data set on validation accuracy over {1e-3, 1e-2, 0.1, 1, 10}."
+            "help": "λ, the weight of the masked-view confidence penalty. 0 disables SynIB (plain training and plain "
+            "evaluation). The paper tunes it per data set on validation accuracy over {1e-3, 1e-2, 0.1, 1, 10}."
         },
     )
     synib_penalty: str = field(
         default="kl_uniform",
         metadata={
-            "help": "Ω, the penalty on each masked view: 'kl_uniform' = KL(p ‖ uniform); 'gaussian' = KL of "
-            "N(logits, σ²) to N(0, I) with σ² from the model's logvar head; 'unimodal_anchor' = KL(p_unimodal ‖ p) "
-            "towards the unimodal head of the modality left visible (native models, two modalities).",
+            "help": "Ω, the penalty on each masked view: 'kl_uniform' = KL(p ‖ uniform) (for multi-label and "
+            "soft-target heads the per-label KL(σ(z) ‖ ½), averaged over labels); 'gaussian' = KL of N(logits, σ²) "
+            "to N(0, I) with σ² from a logvar head (native models) or the output field logvar_key (generic path), "
+            "the only penalty for regression heads; 'unimodal_anchor' = KL(p_unimodal ‖ p) towards the unimodal "
+            "head of the modality left visible (native models, two modalities).",
             "choices": list(PENALTIES),
+        },
+    )
+    problem_type: str = field(
+        default="auto",
+        metadata={
+            "help": "The head's task, as transformers names it: 'auto' reads the model config's problem_type, else "
+            "transformers' rule (one output: regression; integer labels: single-label; float labels: multi-label). "
+            "It sets the clean view's task loss (cross-entropy, BCE, MSE) unless compute_loss_func is given, the "
+            "penalty's form and masked accuracy.",
+            "choices": list(PROBLEM_TYPES),
+        },
+    )
+    logits_key: str = field(
+        default="logits",
+        metadata={"help": "Generic path: the model output field holding the classification scores (B, C), e.g. "
+                  "'question_answering_score'."},
+    )
+    logvar_key: Optional[str] = field(
+        default=None,
+        metadata={"help": "Generic path, synib_penalty='gaussian': the output field holding log-variances shaped "
+                  "like the scores."},
+    )
+    eval_masked_views: Optional[bool] = field(
+        default=None,
+        metadata={
+            "help": "Run the masked views in evaluation too, adding eval_synib/* metrics (masked accuracy, "
+            "confidence) and SynIB's objective as eval_loss. Default: on when synib_weight > 0; off, evaluation is "
+            "exactly Trainer's (one forward per batch, the model's own loss)."
         },
     )
     synib_start_step: int = field(
@@ -74,6 +109,11 @@ class SynIBConfig(TrainingArguments):
     mask_ratio: float = field(
         default=0.5,
         metadata={"help": "Probability that a feature/token is replaced, in (0, 1]; for mask_type='random'."},
+    )
+    mask_patch_size: int = field(
+        default=1,
+        metadata={"help": "Generic path, random masks on images: the side of the square patch one draw replaces "
+                  "(1 = single pixels); all channels of a patch go together."},
     )
     mask_fill: str = field(
         default="ema_noise",
@@ -127,6 +167,14 @@ class SynIBConfig(TrainingArguments):
             "(text); input_features, input_values (audio), each when present."
         },
     )
+    input_kinds: Optional[Union[dict, str]] = field(
+        default=None,
+        metadata={
+            "help": "Generic path: input key → how it is masked, overriding the default rule (see "
+            "synib_hf.input_kinds): 'tokens', 'image', 'images', 'sequence', 'spectrogram', 'vector', or the "
+            "companions 'attention', 'boxes' (optionally ':<partner key>') and 'unchanged'; a dict or JSON string."
+        },
+    )
     masked_modalities: Optional[list[str]] = field(
         default=None, metadata={"help": "Modalities that get a masked view; default: all of them."}
     )
@@ -149,20 +197,31 @@ class SynIBConfig(TrainingArguments):
     def __post_init__(self):
         self.oracle_coordinates = _parse_json_field("oracle_coordinates", self.oracle_coordinates)
         self.modality_keys = _parse_json_field("modality_keys", self.modality_keys)
+        self.input_kinds = _parse_json_field("input_kinds", self.input_kinds)
+        _check_choice("problem_type", self.problem_type, PROBLEM_TYPES)
         _check_choice("synib_penalty", self.synib_penalty, PENALTIES)
         _check_choice("mask_type", self.mask_type, MASK_TYPES)
         _check_choice("mask_fill", self.mask_fill, MASK_FILLS)
         _check_choice("synib_path", self.synib_path, SYNIB_PATHS)
         _check_choice("view_batching", self.view_batching, VIEW_BATCHING)
-        if not self.synib_weight >= 0:  # also rejects NaN
-            raise ValueError(f"synib_weight must be >= 0 (0 disables SynIB), got {self.synib_weight}.")
+        if not (math.isfinite(self.synib_weight) and self.synib_weight >= 0):
+            raise ValueError(f"synib_weight must be a finite number >= 0 (0 disables SynIB), got {self.synib_weight}.")
+        if not (isinstance(self.mask_patch_size, int) and self.mask_patch_size >= 1):
+            raise ValueError(f"mask_patch_size must be an integer >= 1 (1 = pixels), got {self.mask_patch_size!r}.")
+        if self.input_kinds is not None:
+            for key, kind in self.input_kinds.items():
+                if not isinstance(kind, str):
+                    raise ValueError(f"input_kinds[{key!r}] must be a string such as 'sequence', got {kind!r}.")
+                parse_declared(kind)
+        if not self.logits_key:
+            raise ValueError("logits_key must name an output field, e.g. 'logits'.")
         if not 0.0 < self.mask_ratio <= 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1], got {self.mask_ratio}; e.g. 0.5, or 0.3 for XOR.")
         if not 0.0 <= self.fill_ema_decay < 1.0:
             raise ValueError(f"fill_ema_decay must be in [0, 1), got {self.fill_ema_decay}; the default is 0.99.")
         for name in ("learned_mask_steps", "learned_mask_lr", "learned_mask_temperature", "learned_mask_grad_clip"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}.")
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}.")
         if self.learned_mask_sparsity_weight < 0:
             raise ValueError(f"learned_mask_sparsity_weight must be >= 0, got {self.learned_mask_sparsity_weight}.")
         if self.synib_start_step < 0:
@@ -177,11 +236,41 @@ class SynIBConfig(TrainingArguments):
                 "mask_type='oracle' needs oracle_coordinates (input key → coordinates to destroy); the Gaussian-XOR "
                 "data set exposes them as `synergy_coordinates`."
             )
+        for key, coordinates in (self.oracle_coordinates or {}).items():
+            if (isinstance(coordinates, (str, bytes)) or not hasattr(coordinates, "__iter__")
+                    or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in coordinates)):
+                raise ValueError(
+                    f"oracle_coordinates[{key!r}] must be a list of non-negative coordinate indices of the input's "
+                    f"last axis, got {coordinates!r} (negative indices would silently count from the end)."
+                )
         if self.modality_keys is not None:
             _check_modality_keys(self.modality_keys)
         if self.masked_modalities is not None and not self.masked_modalities:
             raise ValueError("masked_modalities is empty: list at least one modality, or None for all of them.")
         super().__post_init__()
+
+    # Why: the Trainer pickles its arguments into training_args.bin (in every checkpoint, and pushed to the Hub);
+    # no token may travel with them. Copies made in memory keep it.
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for name in state:
+            if name.endswith("_token"):
+                state[name] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def __deepcopy__(self, memo):
+        copied = copy.copy(self)
+        memo[id(self)] = copied
+        copied.__dict__.update({k: copy.deepcopy(v, memo) for k, v in self.__dict__.items()})
+        return copied
+
+    def __copy__(self):
+        copied = object.__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        return copied
 
 
 def synib_changes(args: SynIBConfig) -> dict:

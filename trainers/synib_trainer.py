@@ -1,49 +1,55 @@
 """`SynIBTrainer`: `transformers.Trainer` whose loss adds SynIB's masked-view confidence penalty."""
 
-import os
+import itertools
+import warnings
 from collections import defaultdict
 from dataclasses import fields
-from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import torch
 from transformers import Trainer
 
-from synib_hf.masking import FeatureMasker, InputMasker, MaskRandomness, MaskSpec, TokenIds
-from synib_hf.model_card import build_model_card, save_card_inputs
+from synib_hf.input_masking import TokenIds
+from synib_hf.masking import MaskRandomness, MaskSpec
 from synib_hf.native import implements_native_protocol
-from synib_hf.penalties import (
-    entropy, gaussian, kl_uniform, max_probability, predicted_classes, task_loss, unimodal_anchor,
-)
-from synib_hf.views import classification_logits, concatenate_views, resolve_modality_keys
+from synib_hf.penalties import gaussian, unimodal_anchor
 
-from .synib_config import DEFAULT_MODALITY_KEYS, SynIBConfig, synib_changes
+from .card import SynIBCardMixin
+from .checkpoints import last_complete_checkpoint, load_synib_state, save_synib_state
+from .paths import GenericPath, NativePath, valid_mean
+from .synib_config import SynIBConfig
 
 
-
-class SynIBTrainer(Trainer):
+class SynIBTrainer(SynIBCardMixin, Trainer):
     """
-    [`~transformers.Trainer`] for SynIB: `loss = CE(f(x), y) + synib_weight · Σ_m Ω(f(M_m(x)))`.
+    [`~transformers.Trainer`] for SynIB: `loss = task(f(x), y) + synib_weight · Σ_m Ω(f(M_m(x)))`.
 
-    Two paths behind one class, chosen by `args.synib_path`:
+    Two paths behind one class, chosen by `args.synib_path` (see `trainers/paths.py`):
 
     * **native** — the model implements [`SynIBNativeMixin`]: encoders run once, each masked view re-runs only the
       fusion head on masked features, all inside one `model(...)` call (one DDP forward).
-    * **generic** — any model that returns `logits`: masked copies of the inputs named by `args.modality_keys`, run
-      with the clean batch in one forward (concatenated on the batch axis) or one after another (`view_batching=
-      "sequential"`, lower peak memory).
+    * **generic** — any model that returns classification scores (`args.logits_key`): masked copies of the inputs
+      named by `args.modality_keys`, each input masked by the rule of its kind, run with the clean batch in one forward
+      (concatenated on the batch axis) or one after another (`view_batching="sequential"`, lower peak memory). The
+      task follows the model (`problem_type`: single-label, multi-label / soft targets, regression) or
+      `compute_loss_func`.
 
-    Logs `synib/task_loss`, `synib/penalty_<m>`, `synib/masked_max_prob_<m>`, `synib/masked_entropy_<m>` and
-    `synib/weight` in training and evaluation (gathered across processes); evaluation adds
-    `eval_synib/masked_accuracy_<m>`. `compute_metrics` receives the clean logits only.
+    With `synib_weight=0` training and evaluation are exactly `Trainer`'s. The first batch is checked before training
+    starts (inputs, masking rules, scores, labels, task), so a misconfigured run fails in seconds; every batch's labels
+    are checked too. Checkpoints carry SynIB's state, so a resumed run equals an uninterrupted one;
+    `resume_from_checkpoint=True` skips checkpoints a kill left incomplete.
+
+    Logs `synib/task_loss`, `synib/penalty_<m>`, `synib/masked_max_prob_<m>`, `synib/masked_entropy_<m>`,
+    `synib/weight` (and `synib/fused_loss` on native models) in training and evaluation, gathered across processes;
+    evaluation adds `eval_synib/masked_accuracy_<m>`. `compute_metrics` receives the clean scores only.
 
     Args:
-        model: a [`~transformers.PreTrainedModel`] (or any `nn.Module`) returning logits.
+        model: a [`~transformers.PreTrainedModel`] (or any `nn.Module`) returning classification scores.
         args ([`SynIBConfig`]): training arguments with the SynIB fields.
         processing_class: tokenizer or processor; the generic path needs its mask/pad and special-token ids to mask
             token inputs.
         peft_config (`peft.PeftConfig`, *optional*): wrap `model` with these adapters before training.
-        **kwargs: every other [`~transformers.Trainer`] argument.
+        **kwargs: every other [`~transformers.Trainer`] argument (`compute_loss_func` included).
 
     Example:
 
@@ -73,32 +79,31 @@ class SynIBTrainer(Trainer):
 
             model = wrap_with_peft(model, peft_config)
         super().__init__(model=model, args=args, processing_class=processing_class, **kwargs)
-        if self.compute_loss_func is not None and args.synib_weight > 0:
-            raise ValueError(
-                "SynIBTrainer computes the task loss itself (cross-entropy) when synib_weight > 0, so "
-                "`compute_loss_func` would be ignored; remove it, or set synib_weight=0 for plain training."
-            )
         self._plain_loss_is_scaled_for_ga = self.loss_is_scaled_for_ga
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
+        self._randomness = MaskRandomness(seed=args.seed + self.accelerator.process_index)
         spec = MaskSpec(**{f.name: getattr(args, f.name) for f in fields(MaskSpec)})
-        randomness = MaskRandomness(seed=args.seed + self.accelerator.process_index)
-        core = self._core_model()
+        core = self.core_model()
         self.is_native = self._choose_path(core)
         if self.is_native:
-            self.masked_modalities = self._check_masked_modalities(core.synib_modalities)
-            self._check_native_penalty(core)
-            self._feature_masker = FeatureMasker(spec, self.masked_modalities, randomness)
+            self._path = NativePath(self, core, spec, self._randomness)
+            self.masked_modalities = self._path.masked_modalities
         else:
-            self._check_generic_options()
-            if args.modality_keys is not None:
-                self._check_masked_modalities(tuple(args.modality_keys))
-            self._input_masker = InputMasker(spec, randomness, self._token_ids(processing_class))
+            self._path = GenericPath(self, spec, self._randomness, self._token_ids(processing_class))
+        self.task = None  # the head's Task, known once the first batch was checked
+        self._first_batch_checked = False
+        self._evaluating = False
+        self._install_synergy_metrics()
+        self._warn_if_fsdp_is_unavailable()
 
     # ---- setup helpers -------------------------------------------------------------------------------------------
 
-    def _core_model(self):
+    def core_model(self):
+        """The model under DDP/PEFT wrappers: what the native protocol and model cards read."""
         model = self.accelerator.unwrap_model(self.model)
         return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+    _core_model = core_model  # the name subclasses of 0.1 used
 
     def _choose_path(self, core) -> bool:
         native = implements_native_protocol(core)
@@ -110,7 +115,8 @@ class SynIBTrainer(Trainer):
             )
         return native and self.args.synib_path != "generic"
 
-    def _check_masked_modalities(self, modalities) -> tuple:
+    def check_masked_modalities(self, modalities) -> tuple:
+        """The modalities that get a masked view: `masked_modalities`, checked against `modalities`, else all."""
         requested = self.args.masked_modalities
         unknown = sorted(set(requested or ()) - set(modalities))
         if unknown:
@@ -120,36 +126,6 @@ class SynIBTrainer(Trainer):
             )
         return tuple(requested) if requested else tuple(modalities)
 
-    def _check_native_penalty(self, core) -> None:
-        penalty = self.args.synib_penalty
-        if penalty == "gaussian" and core.synib_logvar_head() is None:
-            raise ValueError(
-                f"synib_penalty='gaussian' needs a logvar head, but {type(core).__name__}.synib_logvar_head() "
-                "returned None; enable it in the model config or use synib_penalty='kl_uniform'."
-            )
-        if penalty == "unimodal_anchor":
-            if len(core.synib_modalities) != 2 or any(core.synib_unimodal_head(m) is None for m in core.synib_modalities):
-                raise ValueError(
-                    "synib_penalty='unimodal_anchor' anchors each masked view to the unimodal head of the other "
-                    f"modality: it needs exactly two modalities with unimodal heads; {type(core).__name__} has "
-                    f"{list(core.synib_modalities)}. Use synib_penalty='kl_uniform'."
-                )
-
-    def _check_generic_options(self) -> None:
-        args = self.args
-        if args.synib_penalty != "kl_uniform":
-            raise ValueError(
-                f"synib_penalty={args.synib_penalty!r} needs a logvar or unimodal head, which only native models have "
-                "(synib_hf.SynIBNativeMixin); on the generic path use synib_penalty='kl_uniform'."
-            )
-        if args.detach_masked_features:
-            raise ValueError(
-                "detach_masked_features=True detaches encoder features, which only the native path has; the generic "
-                "path masks inputs. Set it to False or use a native model."
-            )
-        if args.view_batching == "sequential" and self.is_deepspeed_enabled:
-            raise ValueError("view_batching='sequential' back-propagates each view itself; it does not support DeepSpeed.")
-
     @staticmethod
     def _token_ids(processing_class) -> Optional[TokenIds]:
         tokenizer = getattr(processing_class, "tokenizer", processing_class)
@@ -157,14 +133,74 @@ class SynIBTrainer(Trainer):
             return None
         return TokenIds.from_tokenizer(tokenizer)
 
+    def _warn_if_fsdp_is_unavailable(self) -> None:
+        from accelerate.utils import DistributedType
+
+        if self.args.fsdp and self.accelerator.distributed_type != DistributedType.FSDP:
+            warnings.warn(
+                f"fsdp={self.args.fsdp!r} was requested, but accelerate runs {self.accelerator.distributed_type} "
+                "(it never enters FSDP from a multi-CPU state): the model is NOT sharded. FSDP needs GPUs here; on "
+                "CPU use DDP (accelerate launch --multi_gpu), or raw torch FSDP2 over gloo outside the Trainer.",
+                stacklevel=2,
+            )
+
     def _set_signature_columns_if_needed(self):
         # Why: `remove_unused_columns` must keep every column the modality map names, even if forward does not.
         super()._set_signature_columns_if_needed()
         named = [k for keys in (self.args.modality_keys or {}).values() for k in keys]
-        core = self._core_model()
+        core = self.core_model()
         if implements_native_protocol(core):
             named += [k for keys in core.synib_input_keys.values() for k in keys]
         self._signature_columns = list(dict.fromkeys(self._signature_columns + named))
+
+    # ---- the first batch, checked before training ----------------------------------------------------------------
+
+    def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs):
+        # Why: resume from the last *complete* checkpoint, and check the first batch before any step runs.
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
+        if self.train_dataset is not None and self.args.synib_weight > 0:
+            self._check_first_batch(self._first_training_batch())
+        return super().train(resume_from_checkpoint, trial, ignore_keys_for_eval, **kwargs)
+
+    def _first_training_batch(self) -> dict:
+        """The first training batch as the dataloader would build it (columns, collator), without a dataloader:
+        nothing of the training run's randomness is drawn."""
+        try:
+            from datasets import Dataset
+        except ImportError:  # the GPU check runs without `datasets`
+            Dataset = ()
+
+        dataset, collator = self.train_dataset, self.data_collator
+        if isinstance(dataset, Dataset):
+            dataset = self._remove_unused_columns(dataset, description="training")
+        else:
+            collator = self._get_collator_with_removed_columns(collator, description="training")
+        size = self.args.per_device_train_batch_size
+        if isinstance(dataset, torch.utils.data.IterableDataset):
+            rows = list(itertools.islice(iter(dataset), size))
+        else:
+            rows = [dataset[i] for i in range(min(size, len(dataset)))]
+        with torch.random.fork_rng(devices=[]):  # a collator may draw (e.g. MLM masking)
+            return self._prepare_inputs(collator(rows))
+
+    def _check_first_batch(self, batch: dict) -> None:
+        """Inputs, masking rules, scores and labels of one batch, with one no-grad forward of two rows."""
+        labels = batch.get("labels")
+        if labels is None:
+            raise ValueError(
+                f"SynIBTrainer needs `labels` in every batch, but the first training batch has only {sorted(batch)}. "
+                "Name the label column 'labels' (or 'label') and check that the data collator keeps it."
+            )
+        model = self.model
+        was_training = model.training
+        model.eval()
+        try:
+            with self.compute_loss_context_manager(), torch.random.fork_rng(devices=[]):
+                self._path.validate(model, {k: v for k, v in batch.items() if k != "labels"}, labels)
+        finally:
+            model.train(was_training)
+        self._first_batch_checked = True
 
     # ---- the loss ------------------------------------------------------------------------------------------------
 
@@ -174,91 +210,52 @@ class SynIBTrainer(Trainer):
         in_window = step >= args.synib_start_step and (args.synib_end_step is None or step < args.synib_end_step)
         return args.synib_weight > 0 and in_window
 
+    def _views_on(self, mode: str) -> bool:
+        if mode == "train":
+            return self.synib_active()
+        on = self.args.eval_masked_views
+        return self.args.synib_weight > 0 if on is None else on
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # Why: the SynIB loss is the task loss plus λ times the summed masked-view penalties.
         mode = "train" if model.training else "eval"
-        if mode == "train" and not self.synib_active():
+        if not self._views_on(mode):
             self.loss_is_scaled_for_ga = self._plain_loss_is_scaled_for_ga
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        # A per-batch mean: the Trainer must divide it by the accumulation steps.
-        self.loss_is_scaled_for_ga = False
+        self.loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
         labels = inputs.get("labels")
         if labels is None:
             raise ValueError(
                 f"SynIBTrainer needs `labels` in every {mode} batch, but this batch has only {sorted(inputs)}. Name "
                 "the label column 'labels' (or 'label') and check that the data collator keeps it."
             )
+        if not self._first_batch_checked:  # evaluation before any training
+            self._check_first_batch(inputs)
+        check_attended(inputs)
         weight = self.args.synib_weight if mode == "eval" or self.synib_active() else 0.0
-        if self.is_native:
-            names = self.masked_modalities
-            task, logits, masked, logvar, unimodal = self._native_views(model, inputs)
-            penalties = self.view_losses(masked, labels, logvar, unimodal)  # (M, B)
-        else:
-            keys = self._modality_keys(inputs)
-            names = self._check_masked_modalities(tuple(keys))
-            task, logits, masked, penalties = self._generic_views(model, inputs, labels, keys, names, weight)
-        loss = task + weight * penalties.mean(dim=1).sum()  # sequential views: penalties detached, already applied
-        self._check_finite(logits, masked, names, mode)
-        self._record(mode, names, task, masked, penalties, labels, weight)
-        return (loss, {"logits": logits}) if return_outputs else loss
-
-    def _native_views(self, model, inputs):
-        outputs = model(**inputs, synib_views=self._feature_masker)
-        if getattr(outputs, "masked_logits", None) is None:
-            raise ValueError(
-                f"{type(self._core_model()).__name__}.forward did not return `masked_logits`; its forward must pass "
-                "`synib_views` to `self.synib_forward(...)` (see synib_hf.SynIBNativeMixin)."
-            )
-        return outputs.loss, outputs.logits, outputs.masked_logits, outputs.masked_logvar, outputs.unimodal_logits
+        names = self._path.modality_names(inputs)
+        result = self._path.run(model, inputs, labels, weight)
+        loss = result.task_loss + weight * valid_mean(result.penalties, result.valid).sum()
+        self._check_finite(result, names, mode)
+        self._record(mode, names, result, weight)
+        return (loss, result.outputs) if return_outputs else loss
 
     def view_losses(self, masked, labels, logvar=None, unimodal=None) -> torch.Tensor:
-        """Ω of each masked view per example, `(M, B)`, for masked logits `(M, B, C)`.
+        """Ω of each masked view per example, `(M, B)`, for masked scores `(M, B, C)`.
 
         The one place a trainer says what a masked view costs: baselines that share SynIB's views override it.
         """
         penalty = self.args.synib_penalty
         if penalty == "kl_uniform":
-            return torch.stack([kl_uniform(view) for view in masked])
+            return torch.stack([self.task.penalty(view) for view in masked])
         if penalty == "gaussian":
             return torch.stack([gaussian(view, var) for view, var in zip(masked, logvar)])
-        modalities = self._core_model().synib_modalities
+        modalities = self.core_model().synib_modalities
         other = {m: unimodal[1 - modalities.index(m)] for m in modalities}  # the modality left visible
         return torch.stack([unimodal_anchor(view, other[m]) for view, m in zip(masked, self.masked_modalities)])
 
-    def _generic_views(self, model, inputs, labels, keys, modalities, weight):
-        """Task loss, clean logits `(B, C)`, masked logits `(M, B, C)` and penalties `(M, B)` of the generic path.
-
-        With `view_batching="sequential"` the penalties come back detached: each view was back-propagated here already.
-        """
-        batch = {k: v for k, v in inputs.items() if k != "labels"}
-        training = model.training
-        views = [self._input_masker(batch, keys[m], training=training) for m in modalities]
-        smoothing = self.args.label_smoothing_factor
-        if self.args.view_batching == "concatenated":
-            all_logits = classification_logits(model(**concatenate_views(batch, views)))
-            all_logits = all_logits.unflatten(0, (len(views) + 1, -1))  # (1 + M, B, C)
-            logits, masked = all_logits[0], all_logits[1:]
-            penalties = self.view_losses(masked, labels)  # (M, B)
-            return task_loss(logits, labels, smoothing), logits, masked, penalties
-        # Sequential: each view's penalty is back-propagated here, so only one view's activations live at a time.
-        masked, penalties = [], []
-        for view in views:
-            with self.accelerator.no_sync(model):
-                view_logits = classification_logits(model(**view))
-                penalty = self.view_losses(view_logits[None], labels)[0]
-                if training and torch.is_grad_enabled() and weight > 0:
-                    self.accelerator.backward(weight * penalty.mean() / self.current_gradient_accumulation_steps)
-            masked.append(view_logits.detach())
-            penalties.append(penalty.detach())
-        logits = classification_logits(model(**batch))
-        return task_loss(logits, labels, smoothing), logits, torch.stack(masked), torch.stack(penalties)
-
-    def _modality_keys(self, batch) -> dict:
-        """Modality → input keys for this batch; every key of a user-given map must be present."""
-        return resolve_modality_keys(batch, self.args.modality_keys, DEFAULT_MODALITY_KEYS)
-
-    def _check_finite(self, logits, masked, names, mode) -> None:
-        finite = torch.isfinite(torch.cat([logits[None], masked])).flatten(1).all(dim=1)  # (1 + M,)
+    def _check_finite(self, result, names, mode) -> None:
+        finite = torch.isfinite(torch.cat([result.outputs["logits"][None], result.masked])).flatten(1).all(dim=1)
         if not bool(finite.all()):
             views = ["clean", *(f"masked-{m}" for m in names)]
             bad = [view for view, ok in zip(views, finite.tolist()) if not ok]
@@ -269,34 +266,42 @@ class SynIBTrainer(Trainer):
 
     # ---- metrics: one channel, flushed in `log` ----------------------------------------------------------------
 
-    def _record(self, mode, names, task, masked, penalties, labels, weight) -> None:
-        columns = {"task_loss": task.detach().float().expand(labels.shape[0])}
-        for name, view, penalty in zip(names, masked.detach(), penalties.detach()):
-            columns[f"penalty_{name}"] = penalty
-            columns[f"masked_max_prob_{name}"] = max_probability(view)
-            columns[f"masked_entropy_{name}"] = entropy(view)
-            if mode == "eval":
-                columns[f"masked_accuracy_{name}"] = (predicted_classes(view) == labels).float()
+    def _record(self, mode, names, result, weight) -> None:
+        """Per-example metric columns; rows that do not count (ignore-index labels) are NaN and left out of means."""
+        size = result.valid.shape[0]
+        task = self.task
+        columns = {"task_loss": result.task_loss.detach().float().expand(size)}
+        columns.update({k: v.detach().float() for k, v in result.columns.items()})
+        for name, view, penalty in zip(names, result.masked.detach(), result.penalties.detach()):
+            columns[f"penalty_{name}"] = penalty.float()
+            if task.has_accuracy:
+                columns[f"masked_max_prob_{name}"] = task.confidence(view)
+                columns[f"masked_entropy_{name}"] = task.entropy(view)
+                if mode == "eval" and result.targets is not None:
+                    columns[f"masked_accuracy_{name}"] = task.correct(view, result.targets)
+        columns["weight"] = torch.full((size,), float(weight), device=result.valid.device)
         table = torch.stack(list(columns.values()), dim=1)  # (B, K)
+        table = torch.where(result.valid[:, None], table, torch.nan)
         if mode == "eval":  # gathered per batch so the last batch's padding is dropped
             table = self.accelerator.gather_for_metrics(table)
         for key, column in zip(columns, table.unbind(1)):
             self._metrics[mode][key].append(column)
-        self._metrics[mode]["weight"].append(torch.full_like(table[:, 0], weight))
 
     def _flush(self, mode: str) -> dict:
-        """Means of the buffered metrics (training buffers are reduced across processes here, not per step)."""
+        """Means of the buffered metrics over the rows that count (training buffers are reduced across processes
+        here, not per step)."""
         buffered = self._metrics[mode]
         if not buffered:
             return {}
         keys = list(buffered)
-        sums = torch.stack([torch.cat(buffered[k]).float().sum() for k in keys])
-        counts = torch.tensor([float(sum(len(v) for v in buffered[k])) for k in keys], device=sums.device)
+        values = [torch.cat(buffered[k]).float() for k in keys]
+        sums = torch.stack([v.nansum() for v in values])
+        counts = torch.stack([(~v.isnan()).sum().float() for v in values])
         if mode == "train":
             sums = self.accelerator.reduce(sums, reduction="sum")
             counts = self.accelerator.reduce(counts, reduction="sum")
         buffered.clear()
-        return dict(zip(keys, (sums / counts).tolist()))
+        return {k: s / c for k, s, c in zip(keys, sums.tolist(), counts.tolist()) if c > 0}
 
     def log(self, logs: dict, start_time: Optional[float] = None) -> None:
         # Why: training metrics join the Trainer's log line (evaluation's are in `evaluation_loop`'s output).
@@ -308,60 +313,76 @@ class SynIBTrainer(Trainer):
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
     ):
         # Why: masked-view metrics belong to this loop's output, for `evaluate` and `predict` alike.
+        self._install_synergy_metrics()  # callbacks added after construction too
         self._metrics["eval"].clear()
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         output.metrics.update({f"{metric_key_prefix}_synib/{k}": v for k, v in self._flush("eval").items()})
         return output
 
-    # ---- model card ------------------------------------------------------------------------------------------------
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        # Why: `evaluate` on data without labels would report no loss and no metric, silently; `predict` may.
+        self._install_synergy_metrics()  # before Trainer decides whether predictions are collected
+        self._evaluating = True
+        try:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        finally:
+            self._evaluating = False
 
-    def _save(self, output_dir: Optional[str] = None, state_dict=None):
-        # Why: every checkpoint the trainer writes carries its model card.
-        super()._save(output_dir, state_dict)
-        if self.args.should_save:
-            self.create_model_card(output_dir=output_dir)
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        # Why: an evaluation batch without labels is a mistake (`predict` is for unlabelled data).
+        if self._evaluating and self.label_names and any(inputs.get(k) is None for k in self.label_names):
+            raise ValueError(
+                f"evaluate() needs labels ({self.label_names}) in every batch, but this evaluation batch has only "
+                f"{sorted(inputs)}: name the label column 'labels', or call trainer.predict() on unlabelled data."
+            )
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
 
-    def create_model_card(
-        self,
-        model_name: Optional[str] = None,
-        dataset_name: Optional[str] = None,
-        tags: Union[str, Sequence[str], None] = None,
-        output_dir: Optional[str] = None,
-        eval_metrics: Optional[dict] = None,
-        **kwargs,
-    ) -> None:
-        """Write `README.md`: SynIB settings, the latest evaluation as a `model-index`, a quick start, versions.
+    # ---- checkpoints that resume exactly ---------------------------------------------------------------------------
 
-        Args:
-            model_name: defaults to the last part of `hub_model_id`, else of `output_dir` (never a local path).
-            dataset_name: the data set the evaluation ran on, as shown in the card.
-            tags: extra Hub tags.
-            eval_metrics: the metrics to report (`eval_accuracy`, `eval_synergy_accuracy`,
-                `eval_synib/masked_accuracy_<m>`); by default the latest evaluation in the log history.
-        """
-        # Why: the Trainer's default card knows nothing of SynIB; `push_to_hub` calls this to refresh the card.
-        if not self.is_world_process_zero():
-            return
-        output_dir = output_dir or self.args.output_dir
-        repo_id = self.args.hub_model_id
-        model_name = model_name or Path(repo_id or os.path.abspath(self.args.output_dir)).name
-        if eval_metrics is None:
-            eval_metrics = next((h for h in reversed(self.state.log_history) if any(k.startswith("eval_") for k in h)), {})
-        core = self._core_model()
-        config = getattr(core, "config", None)
-        names = ("_name_or_path", "vision_name_or_path", "text_name_or_path")
-        base_models = [getattr(config, name, "") for name in names if getattr(config, name, "")]
-        tags = [tags] if isinstance(tags, str) else list(tags or [])
-        card_inputs = dict(
-            model_name=model_name,
-            repo_id=repo_id,
-            path="native" if self.is_native else "generic",
-            base_models=[b for b in base_models if not os.path.isabs(b) and not os.path.exists(b)],
-            dataset_name=dataset_name or "the evaluation set",
-            tags=[*self._tag_names, *tags],
-            hyperparameters=synib_changes(self.args),
-            eval_metrics=eval_metrics,
-        )
-        card = build_model_card(**card_inputs)
-        save_card_inputs(card_inputs, output_dir)
-        card.save(os.path.join(output_dir, "README.md"))
+    def synib_state_dict(self) -> dict:
+        """Mask generators and fill statistics of this process: what a checkpoint needs to resume exactly."""
+        return {"randomness": self._randomness.state_dict(), "path": self._path.state_dict()}
+
+    def load_synib_state_dict(self, state: dict) -> None:
+        self._randomness.load_state_dict(state["randomness"])
+        self._path.load_state_dict(state["path"])
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        # Why: SynIB's own randomness and fill statistics are part of the RNG state a checkpoint restores.
+        super()._save_rng_state(output_dir)
+        save_synib_state(self.synib_state_dict(), output_dir, self.args.process_index, self.args.world_size)
+
+    def _load_rng_state(self, checkpoint: Optional[str]) -> None:
+        # Why: restore them with the Trainer's RNG state, so masks continue where the checkpoint left them.
+        super()._load_rng_state(checkpoint)
+        if checkpoint is not None:
+            state = load_synib_state(checkpoint, self.args.process_index, self.args.world_size)
+            if state is not None:
+                self.load_synib_state_dict(state)
+
+    # ---- synergy-subset metrics through compute_metrics ------------------------------------------------------------
+
+    def _install_synergy_metrics(self) -> None:
+        """A `SynergySubsetCallback` among the callbacks adds its groups through `compute_metrics`, so they are
+        gathered across processes and reach every `report_to` integration."""
+        from synib_hf.synergy import SynergySubsetCallback, with_synergy_metrics
+
+        callbacks = [cb for cb in self.callback_handler.callbacks
+                     if isinstance(cb, SynergySubsetCallback) and not cb.attached]
+        for callback in callbacks:
+            self.compute_metrics = with_synergy_metrics(self.compute_metrics, callback.unimodal)
+            callback.attached = True
+
+
+def check_attended(inputs: dict) -> None:
+    """A clear error for a row whose attention mask attends to nothing (all padding): it would train on garbage."""
+    for key, mask in inputs.items():
+        if key.endswith("attention_mask") and torch.is_tensor(mask) and mask.dim() == 2:
+            empty = ~mask.bool().any(dim=1)
+            if bool(empty.any()):
+                rows = empty.nonzero().flatten().tolist()[:5]
+                raise ValueError(
+                    f"rows {rows} of {key!r} attend to no position (all padding): drop empty texts/inputs from the "
+                    "data set, or give each at least one token (e.g. the tokenizer's special tokens)."
+                )
+

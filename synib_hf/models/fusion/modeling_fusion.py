@@ -144,6 +144,7 @@ class FusionForSequenceClassification(SynIBNativeMixin, PreTrainedModel):
         token_type_ids: Optional[torch.Tensor] = None,
         labels: Optional[torch.Tensor] = None,
         synib_views=None,
+        output_unimodal_logits: Optional[bool] = None,
     ) -> SynIBModelOutput:
         inputs = {
             "pixel_values": pixel_values,
@@ -151,4 +152,4 @@ class FusionForSequenceClassification(SynIBNativeMixin, PreTrainedModel):
             "attention_mask": attention_mask,
             "token_type_ids": token_type_ids,
         }
-        return self.synib_forward(inputs, labels, synib_views)
+        return self.synib_forward(inputs, labels, synib_views, output_unimodal_logits)

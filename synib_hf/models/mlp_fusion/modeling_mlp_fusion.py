@@ -85,10 +85,13 @@ class MLPFusionForClassification(SynIBNativeMixin, PreTrainedModel):
     def synib_encoder_parameters(self, modality: str) -> list:
         return list(self.encoders[modality].parameters())
 
-    def forward(self, labels: Optional[torch.Tensor] = None, synib_views=None, **inputs) -> SynIBModelOutput:
+    def forward(
+        self, labels: Optional[torch.Tensor] = None, synib_views=None, output_unimodal_logits: Optional[bool] = None,
+        **inputs,
+    ) -> SynIBModelOutput:
         unknown = sorted(set(inputs) - set(self.synib_modalities))
         if unknown:
             raise ValueError(
                 f"{type(self).__name__} got unexpected inputs {unknown}; its modalities are {list(self.synib_modalities)}."
             )
-        return self.synib_forward(inputs, labels, synib_views)
+        return self.synib_forward(inputs, labels, synib_views, output_unimodal_logits)
