@@ -19,6 +19,8 @@ def test_true_class_probability_for_softmax_and_one_logit_heads():
     torch.testing.assert_close(softmax, torch.tensor([0.75, 1 / (1 + math.exp(2.0))]))
     one_logit = true_class_probability(torch.tensor([[math.log(3.0)], [math.log(3.0)]]), torch.tensor([1, 0]))
     torch.testing.assert_close(one_logit, torch.tensor([0.75, 0.25]))
+    ignored = true_class_probability(torch.zeros(2, 3), torch.tensor([2, -100]))  # −100 counts in no score
+    torch.testing.assert_close(ignored, torch.tensor([1 / 3, 0.0]))
 
 
 @pytest.mark.parametrize("scores, ahead", [((30.0, 10.0), 0), ((2.0, 5.0), 1)])

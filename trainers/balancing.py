@@ -12,7 +12,7 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from synib_hf.balancing import gradient_noise, mlb_coefficients, ogm_coefficients, true_class_probability
-from synib_hf.tasks import classification_loss
+from synib_hf.tasks import classification_loss, classification_task
 
 from .balancing_config import BalancingConfig
 from .synib_trainer import SynIBTrainer
@@ -118,14 +118,15 @@ class BalancingTrainer(SynIBTrainer):
 
     def _record_unimodal(self, unimodal_logits, labels, unimodal_losses, task=None) -> None:
         confidence = torch.stack([true_class_probability(u.detach(), labels) for u in unimodal_logits])  # (M, B)
-        scores = confidence.sum(dim=1)
+        scores = confidence.sum(dim=1)  # rows labelled −100 have confidence 0: they count in no score
         self._scores = scores if self._scores is None else self._scores + scores
+        valid = classification_task(unimodal_logits[0]).valid_rows(labels)
         metrics = self._metrics["train"]
         if task is not None:
             metrics["task_loss"].append(task.detach().float().expand(labels.shape[0]))
         for modality, loss, column in zip(self.modalities, unimodal_losses, confidence):
             metrics[f"unimodal_loss_{modality}"].append(loss.detach().float().expand(labels.shape[0]))
-            metrics[f"unimodal_confidence_{modality}"].append(column)
+            metrics[f"unimodal_confidence_{modality}"].append(torch.where(valid, column, torch.nan))  # NaN: not counted
 
     def step_scores(self) -> torch.Tensor:
         """The unimodal scores `s_m = Σ p_m(y|x)` of this optimizer step, summed over its micro-batches and over the
