@@ -82,6 +82,34 @@ def selected_values(rows) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fill_differences(rows, setting, settings, key: str) -> str:
+    """Markdown lines: for each masking method run with both `shuffle` and `ema_noise`, the difference shuffle −
+    ema_noise of `key` per setting, paired by seed (mean ± std), and on how many seeds shuffle is ahead / behind.
+
+    `setting(row)` names a row's setting (a mixture, a data set and rate), `settings` orders them."""
+    import numpy as np
+
+    by_key = {(r["method"], r.get("mask_fill"), setting(r), r["seed"]): r[key] for r in rows}
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows)
+               if masks(m) and {"shuffle", "ema_noise"} <= {r.get("mask_fill") for r in rows if r["method"] == m}]
+    lines = ["| method | " + " | ".join(map(str, settings)) + " |", "|---|" + "---|" * len(settings)]
+    for method in methods:
+        cells = []
+        for name in settings:
+            seeds = sorted({r["seed"] for r in rows if r["method"] == method and setting(r) == name})
+            pairs = [(by_key[(method, "shuffle", name, s)], by_key[(method, "ema_noise", name, s)]) for s in seeds
+                     if (method, "shuffle", name, s) in by_key and (method, "ema_noise", name, s) in by_key]
+            pairs = [(a, b) for a, b in pairs if not (math.isnan(a) or math.isnan(b))]
+            if not pairs:
+                cells.append("–")
+                continue
+            differences = np.array([a - b for a, b in pairs])
+            ahead, behind = int((differences > 0).sum()), int((differences < 0).sum())
+            cells.append(f"{differences.mean():+.3f} ± {differences.std():.3f} ({ahead}↑ {behind}↓ of {len(pairs)})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_outputs(rows, output_dir, markdown, plot) -> str:
     """`results.json`, `results.md` (from `markdown(rows)`) and `results.png` (from `plot(rows, path)`)."""
     os.makedirs(output_dir, exist_ok=True)

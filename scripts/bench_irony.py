@@ -21,7 +21,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, beside this script
 
-from bench_common import MASK_FILLS, METHODS, arguments, grid, label, masks, mean_std, selected_values  # noqa: E402
+from bench_common import (  # noqa: E402
+    MASK_FILLS, METHODS, arguments, fill_differences, grid, label, masks, mean_std, selected_values,
+)
 
 
 IRONY_METHODS = [m for m in METHODS if m != "synib_oracle"]  # the oracle needs synthetic data's synergy coordinates
@@ -168,8 +170,14 @@ def markdown(rows) -> str:
         *table("synergy_acc", "Synergy subset (both unimodal predictors wrong)", "synergy_size",
                "subset size (mean over seeds)"),
         *table("overall_acc", "Overall test accuracy", "test_size", "test examples"),
-        "", "**Values chosen on validation** (all cells)", "", selected_values(rows),
     ]
+    if {r.get("mask_fill") for r in rows} >= {"shuffle", "ema_noise"}:
+        names = [f"{d} {r}" for d, r in settings]
+        for key, title in (("irony_acc", "irony class"), ("synergy_acc", "synergy subset")):
+            lines += ["", f"**The fill: {title} with `shuffle` minus with `ema_noise`**, paired by seed (mean ± std; "
+                      "seeds where shuffle is ahead ↑ / behind ↓)", "",
+                      fill_differences(rows, lambda r: f"{r['dataset']} {r['rate']}", names, key)]
+    lines += ["", "**Values chosen on validation** (all cells)", "", selected_values(rows)]
     return "\n".join(lines)
 
 

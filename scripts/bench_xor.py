@@ -25,7 +25,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, beside this script
 
-from bench_common import MASK_FILLS, METHODS, arguments, grid, label, masks, mean_std, selected_values  # noqa: E402
+from bench_common import (  # noqa: E402
+    MASK_FILLS, METHODS, arguments, fill_differences, grid, label, masks, mean_std, selected_values,
+)
 
 
 MIXTURES = {  # name → (p_u1, p_u2, p_red, p_syn)
@@ -244,6 +246,10 @@ def markdown(rows) -> str:
         lines.append(f"| {name} | " + " | ".join(
             mean_std([r["overall_acc"] for r in table.get((m, name), [])]) for m in mixtures) + " |")
     lines += _paper_rows(mixtures, 0)
+    if {r.get("mask_fill") for r in rows} >= {"shuffle", "ema_noise"}:
+        lines += ["", "**The fill: synergy slice with `shuffle` minus with `ema_noise`**, paired by seed (mean ± std; "
+                  "seeds where shuffle is ahead ↑ / behind ↓)", "",
+                  fill_differences(rows, lambda r: r["mixture"], mixtures, "synergy_acc")]
     lines += ["", "**Values chosen on validation** (all cells)", "", selected_values(rows)]
     return "\n".join(lines)
 

@@ -20,6 +20,7 @@ def test_smoke_run_writes_rows_tables_and_plot_with_both_fills(tmp_path):
         assert heading in table
     assert "| *chance (1/C, uniform guessing)* | 0.333 |" in table  # benign, malignant, irony
     assert "| *irony test examples (mean over seeds)* | 17 |" in table and "| synib_random (ema_noise) |" in table
+    assert "**The fill: irony class with `shuffle` minus with `ema_noise`**" in table
     assert (tmp_path / "results.png").stat().st_size > 1000
 
 

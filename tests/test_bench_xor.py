@@ -26,6 +26,9 @@ def test_quick_mode_writes_rows_table_and_plot(tmp_path):
     assert "| synib_random (ema_noise) |" in table and "| ogm_ge |" in table and "chance = 0.500" in table
     assert "| *paper: CE only (mean of 3 seeds)* | 0.499 |" in table  # the authors' numbers beside ours
     assert f"| *synergy examples: test / train / validation (mean over seeds)* | {saved[0]['n_synergy_test']} /" in table
+    random = {r["mask_fill"]: r["synergy_acc"] for r in rows if r["method"] == "synib_random"}
+    difference = random["shuffle"] - random["ema_noise"]  # the fill comparison, paired by seed
+    assert f"| synib_random | {difference:+.3f} ± 0.000 ({int(difference > 0)}↑ {int(difference < 0)}↓ of 1) |" in table
     assert (tmp_path / "results.png").stat().st_size > 1000
 
 
