@@ -3,7 +3,8 @@ their outputs (training the vector model is `synib_hf.cli.vector`).
 
 A benchmark takes a method through one line of `METHODS`: the trainer's name in `synib_hf`, the arguments that
 define the method, and the one argument chosen on validation accuracy (None: nothing is searched). Methods that mask
-(their arguments name a `mask_type`) run once per mask fill.
+(their arguments name a `mask_type`) run once per mask fill. `grid(method, lambdas)` lists the values to try and
+`trainer_and_args(method, value, fill, **training_arguments)` builds one run's trainer class and arguments.
 """
 
 import json
@@ -51,6 +52,18 @@ def arguments(method: str, value, mask_fill: str, **extra) -> tuple:
     if masks(method):
         overrides["mask_fill"] = mask_fill
     return trainer, overrides
+
+
+def trainer_and_args(method: str, value, mask_fill: str, extra=None, **training_arguments) -> tuple:
+    """`(trainer class, its arguments)` for one run of `method`: what a benchmark that builds its own model needs, e.g.
+    `trainer_class, args = trainer_and_args("ogm_ge", 0.8, "shuffle", output_dir=..., learning_rate=...)`, then
+    `trainer_class(model=model, args=args, train_dataset=...)`. The arguments class is the trainer's own
+    (`SynIBConfig`, or `BalancingConfig` for the balancing baselines)."""
+    import synib_hf
+
+    trainer_name, overrides = arguments(method, value, mask_fill, **(extra or {}))
+    trainer_class = getattr(synib_hf, trainer_name)
+    return trainer_class, trainer_class.args_class(**training_arguments, **overrides)
 
 
 def label(row: dict) -> str:

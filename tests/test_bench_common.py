@@ -33,3 +33,14 @@ def test_arguments_set_the_searched_value_and_the_fill_only_where_it_matters():
     assert common.label({"method": "dropout", "mask_fill": "shuffle"}) == "dropout (shuffle)"
     assert common.label({"method": "ce", "mask_fill": "shuffle"}) == "ce"
     assert common.mean_std([0.5, 0.7, float("nan")]) == "0.600 ± 0.100"
+
+
+def test_trainer_and_args_builds_the_trainers_own_arguments_class(tmp_path):
+    trainer_class, args = common.trainer_and_args("mlb", 3.0, "shuffle", output_dir=str(tmp_path), report_to="none",
+                                                  learning_rate=1e-3)
+    assert trainer_class is synib_hf.MLBTrainer and isinstance(args, synib_hf.BalancingConfig)
+    assert (args.mlb_alpha, args.learning_rate, args.synib_weight) == (3.0, 1e-3, 0.0)
+    trainer_class, args = common.trainer_and_args("synib_random", 10.0, "ema_noise", output_dir=str(tmp_path),
+                                                  report_to="none")
+    assert trainer_class is synib_hf.SynIBTrainer and type(args) is synib_hf.SynIBConfig
+    assert (args.synib_weight, args.mask_fill, args.mask_ratio) == (10.0, "ema_noise", 0.3)
