@@ -3,17 +3,26 @@
     python scripts/bench_step.py --size tiny                           # CPU, seconds
     python scripts/bench_step.py --size base --batch 128 --bf16 --lora # CLIP-B/16 + DeBERTa-v3-base sizes, a GPU
     python scripts/bench_step.py --from runs/bench_step_base.json --plot step.png   # draw saved results (matplotlib)
+    python scripts/bench_step.py --size tiny --family llava --cases vlm-concatenated vlm-shared-vision vlm-shared-lean
 
 Cases: native path with `random` masks, native with `learned` masks, generic path concatenated, generic sequential.
 Each case trains the same fusion model on the same fixed batch; rounds of plain and SynIB steps are interleaved and
 medians reported. One JSON object per case: ms/step, the ratio to plain, peak CUDA memory (and its ratio) on a GPU.
+The `vlm-*` cases time a generative vision-language model's SFT step against the same step with an image view and a
+text view (`bench_step_vlm.py`: concatenated, shared vision, shared vision + lean logits), for `--family`.
 Imports only torch, transformers, peft, accelerate and synib_hf (no datasets/evaluate).
 """
 
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_step_vlm, beside this script
+
+from bench_step_vlm import VLM_CASES, VLM_FAMILIES  # noqa: E402  (standard library only at import)
 
 
 CASES = {
@@ -46,7 +55,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lora", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per round (after one warm-up step)")
-    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    parser.add_argument("--cases", nargs="+", choices=list(CASES) + list(VLM_CASES), default=list(CASES))
+    parser.add_argument("--family", choices=VLM_FAMILIES, default="smolvlm", help="the model of the vlm-* cases")
     parser.add_argument("--output", default=None, help="also write the JSON lines to this file")
     parser.add_argument("--from", dest="saved", nargs="+", default=None, metavar="JSON_LINES",
                         help="do not time anything: read results written by --output (for --plot)")
@@ -88,7 +98,8 @@ def build(size, seq_len, batch, lora):
     from synib_hf import FusionConfig, FusionForSequenceClassification, lora_config_for
 
     spec = SIZES[size]
-    config = FusionConfig(vision_config=CLIPVisionConfig(**spec["vision"]), text_config=DebertaV2Config(**spec["text"]),
+    config = FusionConfig(vision_config=CLIPVisionConfig(**spec["vision"]),
+                          text_config=DebertaV2Config(**spec["text"]),
                           projection_dim=256, fusion_hidden_size=512, fusion_dropout=0.0)
     torch.manual_seed(0)
     model = FusionForSequenceClassification(config)
@@ -203,20 +214,30 @@ def main(argv=None) -> list:
     batch = args.batch or (16 if args.size == "tiny" else 128)
     seq_len = args.seq_len or (16 if args.size == "tiny" else 64)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    results = []
+    results, vlm = [], None
     for case in args.cases:
         plain_times, synib_times, plain_peaks, synib_peaks = [], [], [], []
+        if case in VLM_CASES and vlm is None:  # one model for every vlm-* case (a base one takes a while to build)
+            from bench_step_vlm import build_vlm
+
+            vlm = build_vlm(args.family, args.size, batch, seq_len, args.lora)
         for _ in range(args.rounds):  # interleave plain and SynIB rounds
-            for weight, times, peaks in ((0.0, plain_times, plain_peaks), (0.1, synib_times, synib_peaks)):
-                model, dataset, peft_config = build(args.size, seq_len, batch, args.lora)
-                if torch.cuda.is_available():
-                    model = model.cuda()
-                step_times, peak = time_steps(model, dataset, peft_config,
-                                              {**CASES[case], "synib_weight": weight}, args, batch)
+            for synib, times, peaks in ((False, plain_times, plain_peaks), (True, synib_times, synib_peaks)):
+                if case in VLM_CASES:
+                    from bench_step_vlm import time_vlm_steps
+
+                    step_times, peak = time_vlm_steps(*vlm, case, synib, args.steps, args.bf16)
+                else:
+                    model, dataset, peft_config = build(args.size, seq_len, batch, args.lora)
+                    if torch.cuda.is_available():
+                        model = model.cuda()
+                    step_times, peak = time_steps(model, dataset, peft_config,
+                                                  {**CASES[case], "synib_weight": 0.1 if synib else 0.0}, args, batch)
                 times += step_times
                 peaks.append(peak)
         plain_ms, synib_ms = 1e3 * statistics.median(plain_times), 1e3 * statistics.median(synib_times)
         result = {"case": case, "size": args.size, "batch": batch, "seq_len": seq_len, "bf16": args.bf16,
+                  **({"family": args.family} if case in VLM_CASES else {}),
                   "lora": args.lora, "device": device, "plain_ms_per_step": round(plain_ms, 2),
                   "synib_ms_per_step": round(synib_ms, 2), "time_ratio": round(synib_ms / plain_ms, 3)}
         if torch.cuda.is_available():

@@ -121,8 +121,9 @@ def resolve_input_kinds(
         }
         content = {k: v for k, v in resolved.items() if v.is_content}
         if not content:
+            described = ", ".join(f"{k}: {v.kind}" for k, v in resolved.items())
             raise ValueError(
-                f"modality {modality!r} has no input SynIB can mask ({', '.join(f'{k}: {v.kind}' for k, v in resolved.items())}): "
+                f"modality {modality!r} has no input SynIB can mask ({described}): "
                 "its masked view would equal the clean view and the penalty would push the clean prediction to "
                 "'unsure'. Add its content input to modality_keys, or declare its kind in input_kinds."
             )
@@ -145,10 +146,7 @@ def resolve_input_kinds(
 def _partner(key: str, named: Optional[str], batch, content: Mapping[str, InputKind]) -> str:
     """The content input whose positions the companion `key` indexes: `(B, T)` leading shape, same modality."""
     leading = tuple(batch[key].shape[:2])
-    candidates = [
-        k for k, kind in content.items()
-        if positions(kind.kind, batch[k]) is not None and (batch[k].shape[0], positions(kind.kind, batch[k])) == leading
-    ]
+    candidates = [k for k, kind in content.items() if (batch[k].shape[0], positions(kind.kind, batch[k])) == leading]
     if named is not None:
         if named not in content:
             raise ValueError(f"input_kinds: {key!r} follows {named!r}, which is not a content input of its modality "

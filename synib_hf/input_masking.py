@@ -78,8 +78,9 @@ class InputMasker:
         for key in content:
             kind = kinds[key].kind
             if kind == "tokens":
-                attention = next((batch[k] for k, c in companions.items() if c.kind == "attention" and c.partner == key),
-                                 None)
+                attention = next(
+                    (batch[k] for k, c in companions.items() if c.kind == "attention" and c.partner == key), None
+                )
                 view[key], replaced_positions[key] = self._mask_tokens(key, batch[key], attention)
                 continue
             value = batch[key]

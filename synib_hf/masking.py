@@ -153,7 +153,8 @@ class FillStatistics:
         return mean, (second - mean.square()).clamp_min(0.0)
 
     def state_dict(self) -> dict:
-        return {"mean": {k: v.cpu() for k, v in self.mean.items()}, "second": {k: v.cpu() for k, v in self.second.items()}}
+        mean, second = ({k: v.cpu() for k, v in store.items()} for store in (self.mean, self.second))
+        return {"mean": mean, "second": second}
 
     def load_state_dict(self, state: Mapping) -> None:
         self.mean, self.second = dict(state["mean"]), dict(state["second"])

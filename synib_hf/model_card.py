@@ -3,8 +3,11 @@
 
 import json
 import math
+import numbers
 import os
+from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -21,21 +24,85 @@ BASE_TAGS = ("synib", "multimodal", "synib-hf")
 CARD_INPUTS_NAME = "synib_card.json"  # what the card was rendered from, so a push can re-render it for its repo id
 
 
-def metric_rows(metrics: Mapping[str, float]) -> list[tuple[str, str, float]]:
-    """`(metric_type, pretty name, value)` for the evaluation metrics a card reports, in a stable order."""
+# What every Trainer evaluation adds besides measurements (counters, timings), and SynIB's weight (a setting, shown
+# with the settings): left out of the card.
+NOT_MEASURED = (
+    "runtime", "samples_per_second", "steps_per_second", "epoch", "step", "total_flos", "model_preparation_time",
+    "jit_compilation_time", "synib/weight",
+)
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One measured value as the card shows it; `reported` rows also go into the `model-index` (finite numbers that
+    score the model, not losses, group sizes or SynIB's training diagnostics)."""
+
+    key: str
+    name: str
+    text: str
+    value: Optional[float] = None
+    metric_type: str = ""
+    reported: bool = False
+
+
+def _as_number(value) -> Optional[float]:
+    """A metric's value as a float (ints, floats, numpy and 0-d tensor scalars, numeric strings), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Real) or getattr(value, "ndim", None) == 0:
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _pretty(name: str) -> tuple:
+    """`(shown name, metric type)` of a metric name without its `eval_` prefix."""
+    if name == "accuracy":
+        return "Accuracy", "accuracy"
+    if name.startswith("synib/masked_accuracy_"):
+        return f"Accuracy with {name.removeprefix('synib/masked_accuracy_')} masked", "accuracy"
+    for suffix, kind in (("_accuracy", "accuracy"), ("_size", "")):
+        group = name.removesuffix(suffix)
+        if name.endswith(suffix) and (group in ("synergy", "coexistence") or group.startswith("cue_")):
+            shown = group.replace("cue_", "cue-") if group.startswith("cue_") else group
+            return f"{shown.capitalize()}-subset {suffix[1:]}", kind or name
+    return name, name
+
+
+def metric_rows(metrics: Mapping) -> list:
+    """The card's rows for an evaluation's metrics (with or without the `eval_` prefix): every value measured, in a
+    stable order (`model-index` rows first), each shown as given when it is not a number.
+
+    Example:
+
+    ```python
+    >>> [row.name for row in metric_rows({"eval_acc": 0.9, "eval_loss": 0.3, "eval_runtime": 1.2})]
+    ['acc', 'loss']
+    ```
+    """
     rows = []
     for key, value in metrics.items():
-        if not isinstance(value, (int, float)) or math.isnan(value):
-            continue
         name = key.removeprefix("eval_")
-        if name == "accuracy":
-            rows.append(("accuracy", "Accuracy", value))
-        elif name == "synergy_accuracy":
-            rows.append(("accuracy", "Synergy-subset accuracy", value))
-        elif name.startswith("synib/masked_accuracy_"):
-            modality = name.removeprefix("synib/masked_accuracy_")
-            rows.append(("accuracy", f"Accuracy with {modality} masked", value))
-    return rows
+        if name in NOT_MEASURED:
+            continue
+        shown, metric_type = _pretty(name)
+        number = _as_number(value)
+        if number is None:
+            text = " ".join(str(value).split()).replace("|", "\\|")  # one table cell
+        elif isinstance(value, numbers.Integral) or (number.is_integer() and name.endswith("_size")):
+            text = str(int(number))
+        else:
+            text = f"{number:.4f}"
+        diagnostic = name == "loss" or name.endswith(("_loss", "_size")) or (
+            name.startswith("synib/") and not name.startswith("synib/masked_accuracy_")
+        )
+        reported = number is not None and math.isfinite(number) and not diagnostic
+        rows.append(MetricRow(key, shown, text, number, metric_type, reported))
+    return sorted(rows, key=lambda row: not row.reported)  # stable: each group keeps the given order
 
 
 def framework_versions() -> dict:
@@ -60,19 +127,29 @@ def build_model_card(
     dataset_name: str = "evaluation set",
     tags: Sequence[str] = (),
     hyperparameters: Optional[Mapping] = None,
-    eval_metrics: Optional[Mapping[str, float]] = None,
+    eval_metrics: Optional[Mapping] = None,
     load_snippet: Optional[str] = None,
+    auto_class: str = "AutoModelForSequenceClassification",
     summary: Optional[str] = None,
+    template_path: Optional[str] = None,
 ) -> ModelCard:
     """A rendered model card for a SynIB checkpoint.
 
     Args:
         model_name: the checkpoint's name (never a local path).
         repo_id: the Hub repo the checkpoint lives in, used in the quick-start snippet.
-        path: "native" or "generic", the SynIB path it was trained with.
+        path: "native", "generic" or "embedding", the SynIB path it was trained with.
         eval_metrics: evaluation metrics as the Trainer reports them (`eval_accuracy`, `eval_synergy_accuracy`,
-            `eval_synib/masked_accuracy_<m>`); they become the card's `model-index`.
-        load_snippet: Python code that loads the checkpoint; by default the Auto classes with `repo_id`.
+            `eval_synib/masked_accuracy_<m>`, or any other name). Every value is shown (see [`metric_rows`]); finite
+            scores also become the card's `model-index`.
+        load_snippet: Python code that loads the checkpoint; by default `auto_class` with `repo_id`.
+        auto_class: the transformers Auto class of the default snippet (`AutoModelForImageTextToText` for a
+            generative vision-language model).
+        template_path: a Jinja template in place of the shipped one. It sees the variables the shipped one does, and
+            `metrics` (name without `eval_` → value). A variable it uses that has no value is an error, not a blank.
+
+    Raises:
+        ValueError: the template uses a variable (or a metric) that has no value.
 
     Example:
 
@@ -83,17 +160,18 @@ def build_model_card(
     ```
     """
     rows = metric_rows(eval_metrics or {})
+    reported = [row for row in rows if row.reported]
     eval_results = [
         EvalResult(
             task_type="text-classification",
             task_name="Multimodal classification",
             dataset_type=(datasets[0] if datasets else "custom"),
             dataset_name=dataset_name,
-            metric_type=metric_type,
-            metric_name=name,
-            metric_value=round(float(value), 6),
+            metric_type=row.metric_type,
+            metric_name=row.name,
+            metric_value=round(row.value, 6),
         )
-        for metric_type, name, value in rows
+        for row in reported
     ]
     card_data = ModelCardData(
         model_name=model_name,
@@ -102,31 +180,54 @@ def build_model_card(
         base_model=list(base_models) or None,
         datasets=list(datasets) or None,
         tags=list(dict.fromkeys([*BASE_TAGS, *tags])),
-        metrics=["accuracy"] if rows else None,
+        metrics=list(dict.fromkeys(row.metric_type for row in reported)) or None,
         eval_results=eval_results or None,
     )
     reference = repo_id or f"<your-namespace>/{model_name}"
     snippet = load_snippet or (
         "import synib_hf  # registers the SynIB model classes with the Auto classes\n"
-        "from transformers import AutoModelForSequenceClassification\n\n"
-        f'model = AutoModelForSequenceClassification.from_pretrained("{reference}")'
+        f"from transformers import {auto_class}\n\n"
+        f'model = {auto_class}.from_pretrained("{reference}")'
     )
+    variables = dict(
+        model_name=model_name,
+        summary=summary or f"A SynIB-trained multimodal classifier evaluated on {dataset_name}.",
+        quick_start=snippet,
+        eval_rows=[(row.name, row.text) for row in rows],
+        metrics={row.key.removeprefix("eval_"): row.text if row.value is None else row.value for row in rows},
+        path=path,
+        datasets=list(datasets),
+        base_models=list(base_models),
+        hyperparameters=dict(hyperparameters or {}),
+        versions=framework_versions(),
+        citation=CITATION,
+    )
+    if template_path is not None:
+        return _render_strictly(card_data, str(template_path), variables)
     template = resources.files("synib_hf.model_cards").joinpath("synib_model_card.md")
-    with resources.as_file(template) as template_path:
-        return ModelCard.from_template(
-            card_data,
-            template_path=str(template_path),
-            model_name=model_name,
-            summary=summary or f"A SynIB-trained multimodal classifier evaluated on {dataset_name}.",
-            quick_start=snippet,
-            eval_rows=[(name, f"{value:.4f}") for _, name, value in rows],
-            path=path,
-            datasets=list(datasets),
-            base_models=list(base_models),
-            hyperparameters=dict(hyperparameters or {}),
-            versions=framework_versions(),
-            citation=CITATION,
-        )
+    with resources.as_file(template) as shipped:
+        return _render_strictly(card_data, str(shipped), variables)
+
+
+def _render_strictly(card_data: ModelCardData, template_path: str, variables: dict) -> ModelCard:
+    """`ModelCard.from_template`, after a strict rendering has shown that every variable the template uses has a value
+    (Jinja's default renders a missing one as a blank, and None as "None")."""
+    import jinja2
+    import jinja2.meta
+
+    text = Path(template_path).read_text(encoding="utf-8")
+    available = {**card_data.to_dict(), **variables}
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    used = jinja2.meta.find_undeclared_variables(environment.parse(text)) - {"card_data"}
+    empty = sorted(name for name in used if available.get(name) is None)
+    fix = "pass a value (a metric: in eval_metrics) or take it out of the template"
+    if empty:
+        raise ValueError(f"model card template {template_path} uses {', '.join(empty)}, which has no value: {fix}.")
+    try:
+        environment.from_string(text).render(card_data=card_data.to_yaml(), **available)
+    except jinja2.UndefinedError as error:
+        raise ValueError(f"model card template {template_path}: {error.message}, so it has no value: {fix}.") from None
+    return ModelCard.from_template(card_data, template_path=template_path, **variables)
 
 
 def save_card_inputs(card_inputs: Mapping, output_dir: str) -> None:

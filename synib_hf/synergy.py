@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from transformers import TrainerCallback
 
+from .extras import require
 from .penalties import predicted_classes
 
 
@@ -32,6 +33,7 @@ def train_unimodal_predictors(columns: Mapping[str, np.ndarray], labels: np.ndar
     >>> unimodal = {m: p.predict(test[m].reshape(len(test[m]), -1)) for m, p in predictors.items()}
     ```
     """
+    require("sklearn", "train_unimodal_predictors")
     from sklearn.neural_network import MLPClassifier
 
     options = dict(hidden_layer_sizes=(128,), max_iter=300, early_stopping=True, random_state=seed)

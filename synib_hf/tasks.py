@@ -143,7 +143,8 @@ class Task:
             )
         if labels.numel() != batch * self.num_labels:
             raise ValueError(
-                f"{where}: a {self.problem_type.replace('_', '-')} head with {self.num_labels} output(s) needs targets "
+                f"{where}: a {self.problem_type.replace('_', '-')} head with {self.num_labels} output(s) needs "
+                "targets "
                 f"of shape {expected}, got {tuple(labels.shape)}."
             )
         if not bool(torch.isfinite(labels.float()).all()):

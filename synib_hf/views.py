@@ -16,7 +16,8 @@ class ViewResult:
         outputs: what `Trainer.prediction_step` returns as predictions, e.g. `{"logits": clean scores}`.
         masked: `(M, B, K)` the masked views' scores that the penalty reads (classes, labels or answer candidates).
         penalties: `(M, B)` Ω of each masked view and example.
-        targets: what masked accuracy compares `masked` with (class ids `(B,)`, or targets `(B, K)`); None: no accuracy.
+        targets: what masked accuracy compares `masked` with (class ids `(B,)`, or targets `(B, K)`); None: no
+            accuracy.
         valid: `(B,)` bool, the rows that count in the penalty and the logged means (ignore-index rows do not).
         penalty_applied: True when each view's penalty was back-propagated already (sequential views); the trainer
             then adds it to the returned loss detached, for logging only.
@@ -82,8 +83,9 @@ def classification_scores(outputs, key: str = "logits") -> torch.Tensor:
     """Classification scores `(batch, num_labels)` from a model output, checked for shape."""
     scores = read_output(outputs, key)
     if scores.dim() != 2:
-        hint = (" Logits (B, T, V) with labels (B, T) are a generative model's: use synib_path='generative'."
-                if scores.dim() == 3 else "")
+        hint = (" Logits (B, T, V) with labels (B, T) are a generative model's: for a vision-language model of a "
+                "supported family (LLaVA, Qwen2/2.5/3-VL, Idefics3, SmolVLM, PaliGemma, Gemma3) use "
+                "synib_path='embedding' (or 'auto') with answer_candidates." if scores.dim() == 3 else "")
         raise ValueError(
             f"SynIB's generic path needs classification scores of shape (batch, num_labels) in {key!r}, got "
             f"{tuple(scores.shape)}.{hint}"

@@ -49,15 +49,18 @@ class Repo:
 
 
 class LocalHub:
-    """The server: `start()`/`stop()` or a context manager. `fail_commits = True` makes every commit fail with a
-    500 after its body was read, changing nothing."""
+    """The server: `start()`/`stop()` or a context manager. Failure switches, each changing nothing on the server:
+    `fail_commits = True` makes every commit fail with a 500 after its body was read; `fail_lfs_uploads = True` makes
+    every LFS upload fail with a 403 (a refusal, which the client does not retry)."""
 
     def __init__(self, user: str = "tester", orgs=("synib-org",)):
         self.user, self.orgs = user, tuple(orgs)
         self.repos: dict[str, Repo] = {}
         self.fail_commits = False
+        self.fail_lfs_uploads = False
         self.validated_cards = 0
         self.lfs: dict[str, bytes] = {}  # sha256 → content, uploaded through the LFS batch API
+        self.authorizations: set = set()  # the Authorization headers clients sent
         self.lock = threading.Lock()
         hub = self
 
@@ -115,6 +118,8 @@ class LocalHub:
     # ---- HTTP -------------------------------------------------------------------------------------------------------
 
     def _dispatch(self, request, method):
+        if request.headers.get("Authorization"):
+            self.authorizations.add(request.headers["Authorization"])
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
         parsed = urlparse(request.path)
@@ -289,6 +294,8 @@ class LocalHub:
         self._json(request, {"transfer": "basic", "objects": objects})
 
     def _lfs_upload(self, request, body, query, oid):
+        if self.fail_lfs_uploads:
+            return self._error(request, 403, "Forbidden", "the LFS storage refused the object")
         if hashlib.sha256(body).hexdigest() != oid:
             return self._error(request, 400, "BadRequest", "LFS content does not match its sha256")
         self.lfs[oid] = body

@@ -31,6 +31,32 @@ def test_gpu_script_runs_on_cpu_without_datasets_or_evaluate(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     lines = (tmp_path / "bench_step_tiny.json").read_text().splitlines()
     assert len(lines) == 4 and all(json.loads(line)["bf16"] and json.loads(line)["lora"] for line in lines)
+    vlm = [json.loads(line) for line in (tmp_path / "bench_step_vlm_tiny.json").read_text().splitlines()]
+    assert [r["case"] for r in vlm] == ["vlm-concatenated", "vlm-shared-vision", "vlm-shared-lean"]
+    assert all(r["family"] == "smolvlm" and r["bf16"] and r["lora"] and r["time_ratio"] > 0 for r in vlm)
+
+
+def test_vlm_cases_time_the_views_of_each_bench_family(tmp_path):
+    bench = load_script("bench_step")
+    for family in ("llava", "qwen2_vl"):
+        results = bench.main(["--size", "tiny", "--family", family, "--cases", "vlm-shared-lean", "--rounds", "1",
+                              "--steps", "1", "--batch", "2", "--seq_len", "4"])
+        assert [(r["case"], r["family"]) for r in results] == [("vlm-shared-lean", family)]
+        assert results[0]["plain_ms_per_step"] > 0 and results[0]["synib_ms_per_step"] > 0
+
+
+def test_vlm_base_presets_have_the_advertised_sizes():
+    """The GPU check's VLM case: a SmolVLM-500M-shaped model (~0.5B parameters), built on the meta device."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    vlm = load_script("bench_step_vlm")
+    sizes = {}
+    for family in ("smolvlm", "qwen2_vl"):
+        with torch.device("meta"):
+            model = AutoModelForImageTextToText.from_config(vlm.vlm_config(family, "base"))
+        sizes[family] = sum(p.numel() for p in model.parameters()) / 1e9
+    assert 0.4 < sizes["smolvlm"] < 0.6 and 1.8 < sizes["qwen2_vl"] < 2.5, sizes
 
 
 def test_saved_results_are_plotted_with_memory_when_a_gpu_measured_it(tmp_path):

@@ -129,3 +129,28 @@ def test_private_pull_request_and_dry_run(hub, checkpoint, tmp_path):
     result = push_script([checkpoint, "--repo-id", "synib-org/never", "--dry-run"], hub, tmp_path / "cache")
     assert "would push to synib-org/never in one commit: config.json, model.safetensors" in result.stdout
     assert "synib-org/never" not in hub.repos
+
+
+VLM_ROUND_TRIP = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+import synib_hf
+from transformers import AutoModelForSequenceClassification
+from synib_hf import VLMClassificationConfig, VLMForSequenceClassification
+from tiny_vlms import random_batch, tiny_vlm_config
+torch.manual_seed(0)
+model = VLMForSequenceClassification(VLMClassificationConfig(vlm_config=tiny_vlm_config("qwen2_vl"), logvar_head=True))
+model.push_to_hub("synib-org/vlm-classifier", commit_message="VLM classifier")
+loaded = AutoModelForSequenceClassification.from_pretrained("synib-org/vlm-classifier")
+batch = {{k: v for k, v in random_batch("qwen2_vl", 2).items() if k != "labels"}}
+with torch.no_grad():
+    assert type(loaded) is VLMForSequenceClassification
+    assert torch.equal(loaded.eval()(**batch).logits, model.eval()(**batch).logits)
+print("identical logits")
+"""
+
+
+def test_vlm_classifier_pushes_and_loads_by_repo_id(hub, tmp_path):
+    result = run(["-c", VLM_ROUND_TRIP.format(tests=str(HERE))], hub, tmp_path / "cache")
+    assert "identical logits" in result.stdout
+    assert [c.message for c in hub.repos["synib-org/vlm-classifier"].commits][-1] == "VLM classifier"

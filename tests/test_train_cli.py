@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 import yaml
@@ -63,3 +64,29 @@ def test_keeping_unused_columns_is_required(tmp_path):
     with pytest.raises(ValueError, match="set remove_unused_columns: false"):
         train_cli.train([TINY, "--output_dir", str(tmp_path), "--data_dir", str(tmp_path / "d"),
                     "--remove_unused_columns", "true"])
+
+
+def test_two_process_training_makes_one_tokenizer_and_writes_each_file_once(tmp_path):
+    """Under `accelerate launch` with 2 processes the fixture and the tokenizer are made once (rank 0), both ranks
+    train with the same vocabulary, and only rank 0 saves the model, the adapters and the processor."""
+    import json
+    import os
+
+    from test_distributed import free_port
+
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(free_port())]
+    script = [str(Path(__file__).with_name("ddp_cli.py")), str(tmp_path), "tiny", "--output_dir",
+              str(tmp_path / "model"), "--data_dir", str(tmp_path / "data"), "--num_train_epochs", "1",
+              "--disable_tqdm", "true"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(launch + script, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    assert [r["fixtures"] for r in ranks] == [1, 0] and [r["tokenizers_trained"] for r in ranks] == [1, 0]
+    assert ranks[0]["vocab"] == ranks[1]["vocab"]
+    assert ranks[1]["saves"] == []
+    assert sorted(map(tuple, ranks[0]["saves"])) == [("adapter", "model/adapter"), ("model", "model"),
+                                                      ("processor", "model"), ("processor", "model")]
+    assert (tmp_path / "model" / "test_results.json").exists() and (tmp_path / "model" / "README.md").exists()

@@ -15,6 +15,7 @@ from synib_hf.balancing import gradient_noise, mlb_coefficients, ogm_coefficient
 from synib_hf.tasks import classification_loss, classification_task
 
 from .balancing_config import BalancingConfig
+from .preflight import first_training_batch
 from .synib_trainer import SynIBTrainer
 
 
@@ -71,6 +72,7 @@ class BalancingTrainer(SynIBTrainer):
             if hasattr(getattr(core, "config", None), "detach_unimodal_heads"):  # saved with the checkpoint
                 core.config.detach_unimodal_heads = False
         self._scores = None  # (M,) summed true-class probabilities of the unimodal heads, this optimizer step
+        self._gradients = None  # MMPareto: modality → the two flat gradients accumulated this optimizer step
 
     def _encoder_parameter_groups(self, core) -> dict:
         groups = {m: [p for p in core.synib_encoder_parameters(m) if p.requires_grad] for m in self.modalities}
@@ -89,6 +91,31 @@ class BalancingTrainer(SynIBTrainer):
                         f"{owners[id(param)]!r} and {modality!r}; each modality's encoder must be its own."
                     )
         return groups
+
+    def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs):
+        # Why: under DDP, find_unused_parameters must say whether this objective leaves a parameter without gradient.
+        if (self.args.world_size > 1 and self.args.ddp_find_unused_parameters is None
+                and self.accelerator.ddp_handler is not None and self.train_dataset is not None):
+            self.accelerator.ddp_handler.find_unused_parameters = bool(self._unused_parameters())
+        return super().train(resume_from_checkpoint, trial, ignore_keys_for_eval, **kwargs)
+
+    def _unused_parameters(self) -> set:
+        """The trainable parameters one probe step of this objective leaves without gradient (the ensemble's fusion
+        head; a logvar head no baseline reads), on the first training batch; nothing of the run is changed."""
+        batch = first_training_batch(self)
+        model = self.model
+        was_training = model.training
+        model.train()
+        self.current_gradient_accumulation_steps = getattr(self, "current_gradient_accumulation_steps", 1)
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices), self.compute_loss_context_manager():
+            self.compute_loss(model, batch).backward()
+        unused = {name for name, p in model.named_parameters() if p.requires_grad and p.grad is None}
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+        self._metrics["train"].clear()
+        self._scores = self._gradients = None
+        return unused
 
     # ---- the loss ------------------------------------------------------------------------------------------------
 
@@ -224,7 +251,8 @@ class UnimodalEnsembleTrainer(BalancingTrainer):
     """The unimodal ensemble (the SynIB authors' `ens` baseline): one model per modality, predictions summed.
 
     Training: `Σ_m CE(h_m(z_m), y)` — each encoder learns with its own unimodal head only, so the modalities train as
-    independent unimodal models (the fusion head is not trained). Evaluation and prediction: the logits are the sum
+    independent unimodal models (the fusion head gets a zero gradient: it is not trained, but weight decay, if set,
+    still shrinks it). Evaluation and prediction: the logits are the sum
     of the unimodal heads' logits, `Σ_m h_m(z_m)` (the authors' `Base_Ensemble_Model` without normalisation). It can
     combine what each modality predicts alone, never what only their combination predicts: a reference for how much
     of a task needs no fusion at all.
@@ -255,7 +283,9 @@ class UnimodalEnsembleTrainer(BalancingTrainer):
         unimodal = [classification_loss(logits, labels, smoothing) for logits in outputs.unimodal_logits]
         self._record_unimodal(outputs.unimodal_logits, labels, unimodal)
         self._scores = None  # no balancing reads them
-        return sum(unimodal)
+        # The fusion head takes no part; its zero-weighted loss keeps it in the backward graph (zero gradient), so DDP
+        # needs no search for unused parameters.
+        return sum(unimodal) + 0.0 * classification_loss(outputs.logits, labels)
 
     def balance_gradients(self) -> None:
         pass  # the modalities train independently; nothing to balance

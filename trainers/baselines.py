@@ -51,7 +51,8 @@ class MultilossTrainer(SynIBTrainer):
             )
         if self.args.synib_weight != 0:
             raise ValueError(
-                f"MultilossTrainer trains without the SynIB penalty, but synib_weight={self.args.synib_weight}; set it "
+                f"MultilossTrainer trains without the SynIB penalty, but synib_weight={self.args.synib_weight}; set "
+                "it "
                 "to 0 (or use SynIBTrainer)."
             )
         core.synib_detach_unimodal_heads = False

@@ -43,16 +43,18 @@ class SynIBCardMixin:
         repo_id = self.args.hub_model_id
         model_name = model_name or Path(repo_id or os.path.abspath(self.args.output_dir)).name
         if eval_metrics is None:
-            eval_metrics = next((h for h in reversed(self.state.log_history) if any(k.startswith("eval_") for k in h)), {})
+            evaluations = (h for h in reversed(self.state.log_history) if any(k.startswith("eval_") for k in h))
+            eval_metrics = next(evaluations, {})
         core = self.core_model()
         config = getattr(core, "config", None)
-        names = ("_name_or_path", "vision_name_or_path", "text_name_or_path")
+        names = ("_name_or_path", "vision_name_or_path", "text_name_or_path", "vlm_name_or_path")
         base_models = [getattr(config, name, "") for name in names if getattr(config, name, "")]
         tags = [tags] if isinstance(tags, str) else list(tags or [])
         card_inputs = dict(
             model_name=model_name,
             repo_id=repo_id,
-            path="native" if self.is_native else "generic",
+            path=self._path.name,
+            auto_class=getattr(self._path, "auto_class", "AutoModelForSequenceClassification"),
             base_models=[b for b in base_models if not os.path.isabs(b) and not os.path.exists(b)],
             dataset_name=dataset_name or "the evaluation set",
             tags=[*self._tag_names, *tags],

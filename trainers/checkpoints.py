@@ -5,12 +5,13 @@ a kill during a save is skipped, with a warning that says why)."""
 import json
 import os
 import re
-import struct
 import warnings
 import zipfile
 from typing import Optional
 
 import torch
+
+from synib_hf.checkpoints import checkpoint_problems
 
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -42,25 +43,10 @@ def load_synib_state(checkpoint: str, process_index: int, world_size: int) -> Op
     return torch.load(path, weights_only=True)
 
 
-def safetensors_problem(path: str) -> Optional[str]:
-    """Why a safetensors file is unusable (unreadable header, truncated data), or None if it is complete."""
-    size = os.path.getsize(path)
-    try:
-        with open(path, "rb") as f:
-            header_size = struct.unpack("<Q", f.read(8))[0]
-            if header_size + 8 > size:
-                return f"truncated header ({size} bytes)"
-            header = json.loads(f.read(header_size))
-    except (struct.error, json.JSONDecodeError, UnicodeDecodeError) as error:
-        return f"unreadable header ({error})"
-    end = max((meta["data_offsets"][1] for key, meta in header.items() if key != "__metadata__"), default=0)
-    if 8 + header_size + end > size:
-        return f"truncated: {size} bytes, its header promises {8 + header_size + end}"
-    return None
-
-
 def checkpoint_problem(folder: str) -> Optional[str]:
-    """Why a checkpoint folder cannot be resumed from, or None if it looks complete."""
+    """Why a checkpoint folder cannot be resumed from, or None if it looks complete: its trainer state, its weights
+    and configs (`synib_hf.checkpoints.checkpoint_problems`, without reading every value) and its training state
+    files (optimizer, scheduler, RNG: torch zips, which a cut write leaves without their end record)."""
     state = os.path.join(folder, "trainer_state.json")
     if not os.path.isfile(state):
         return "no trainer_state.json"
@@ -69,28 +55,14 @@ def checkpoint_problem(folder: str) -> Optional[str]:
             json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return "trainer_state.json does not parse"
-    names = os.listdir(folder)
-    index = [n for n in names if n.endswith(".safetensors.index.json")]
-    weights = [n for n in names if n in WEIGHT_FILES]
-    if index:
-        with open(os.path.join(folder, index[0])) as f:
-            weights = sorted(set(json.load(f)["weight_map"].values()))
-        missing = [n for n in weights if n not in names]
-        if missing:
-            return f"missing weight shards {missing}"
-    if not weights:
+    if not any(name in WEIGHT_FILES or name.endswith(".safetensors.index.json") for name in os.listdir(folder)):
         return "no model weights"
-    for name in names:
-        path = os.path.join(folder, name)
-        if name.endswith(".safetensors"):
-            problem = safetensors_problem(path)
-            if problem:
-                return f"{name}: {problem}"
-        elif name.endswith((".pt", ".pth", ".bin")) and os.path.getsize(path) > 0:
-            if not zipfile.is_zipfile(path):  # torch.save writes a zip; a cut one has no end record
-                return f"{name}: truncated or not a torch file"
-        elif name.endswith((".pt", ".pth", ".bin")):
-            return f"{name}: empty"
+    problems = checkpoint_problems(folder, check_values=False)
+    if problems:
+        return problems[0]
+    for name in os.listdir(folder):
+        if name.endswith((".pt", ".pth")) and not zipfile.is_zipfile(os.path.join(folder, name)):
+            return f"{name}: truncated or not a torch file"
     return None
 
 
@@ -122,3 +94,20 @@ def last_complete_checkpoint(output_dir: str) -> str:
         f"resume_from_checkpoint=True, but no checkpoint in {output_dir} is complete ({reasons}). A kill during a "
         "save leaves such folders: delete them, or start without resume_from_checkpoint."
     )
+
+
+def load_converted(model, checkpoint: str) -> None:
+    """Load a checkpoint's weights into `model` through `from_pretrained`, which converts the key names a model saves
+    under (legacy names for the VLMs of transformers 5.24) back to its own.
+
+    Raises:
+        ValueError: the converted weights still do not match the model (naming the keys).
+    """
+    loaded = type(model).from_pretrained(checkpoint)
+    result = model.load_state_dict(loaded.state_dict(), strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"{checkpoint} does not hold the weights of this {type(model).__name__}: missing "
+            f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}; resume from a checkpoint of the "
+            "same model."
+        )

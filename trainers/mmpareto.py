@@ -40,7 +40,6 @@ class MMParetoTrainer(BalancingTrainer):
         super().__init__(*args, **kwargs)
         if self.args.fp16:
             raise ValueError("MMParetoTrainer writes unscaled gradients, which fp16 loss scaling breaks; use bf16.")
-        self._gradients = None  # modality → [multimodal, unimodal] flat gradients accumulated this optimizer step
 
     def training_loss(self, outputs, labels) -> torch.Tensor:
         smoothing = self.args.label_smoothing_factor

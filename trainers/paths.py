@@ -110,7 +110,9 @@ class GenericPath:
                 "path masks inputs. Set it to False or use a native model."
             )
         if args.view_batching == "sequential" and trainer.is_deepspeed_enabled:
-            raise ValueError("view_batching='sequential' back-propagates each view itself; it does not support DeepSpeed.")
+            raise ValueError(
+                "view_batching='sequential' back-propagates each view itself; it does not support DeepSpeed."
+            )
         if args.modality_keys is not None:
             trainer.check_masked_modalities(tuple(args.modality_keys))
         self.masker = InputMasker(spec, randomness, token_ids)
@@ -164,11 +166,14 @@ class GenericPath:
                 "with logvar_key, or, for a binary classifier, problem_type='multi_label_classification' with float "
                 "0/1 labels (one logit, BCE) or num_labels=2."
             )
-        if args.synib_penalty == "gaussian" and read_output(outputs, args.logvar_key, "logvar_key").shape != scores.shape:
+        logvar = read_output(outputs, args.logvar_key, "logvar_key") if args.synib_penalty == "gaussian" else None
+        if logvar is not None and logvar.shape != scores.shape:
             raise ValueError(f"the output field {args.logvar_key!r} (logvar_key) must have the scores' shape "
                              f"{tuple(scores.shape)}.")
         if args.label_smoothing_factor and task.problem_type not in ("single_label_classification",):
-            raise ValueError(f"label_smoothing_factor applies to single-label heads; this head is {task.problem_type}.")
+            raise ValueError(
+                f"label_smoothing_factor applies to single-label heads; this head is {task.problem_type}."
+            )
         trainer.task = task
 
     def run(self, model, inputs: Mapping, labels: torch.Tensor, weight: float) -> ViewResult:

@@ -14,7 +14,7 @@ from synib_hf.penalties import PENALTIES
 from synib_hf.tasks import TASK_TYPES
 
 
-SYNIB_PATHS = ("auto", "native", "generic")
+SYNIB_PATHS = ("auto", "native", "generic", "embedding")
 VIEW_BATCHING = ("concatenated", "sequential")
 PROBLEM_TYPES = ("auto",) + tuple(t for t in TASK_TYPES if t != "binary_classification")
 
@@ -154,7 +154,9 @@ class SynIBConfig(TrainingArguments):
         metadata={
             "help": "'native': features re-used, only the fusion head re-runs per view (the model must implement "
             "synib_hf.SynIBNativeMixin); 'generic': masked copies of the inputs (any model returning logits); "
-            "'auto': native when the model supports it.",
+            "'embedding': vision-language models (LLaVA, Qwen2/2.5/3-VL, Idefics3, SmolVLM, PaliGemma, Gemma3, or "
+            "VLMForSequenceClassification around one), views masked on the language model's input embeddings in "
+            "one forward; 'auto': native when the model supports it, embedding for a supported VLM, else generic.",
             "choices": list(SYNIB_PATHS),
         },
     )
@@ -173,6 +175,29 @@ class SynIBConfig(TrainingArguments):
             "help": "Generic path: input key → how it is masked, overriding the default rule (see "
             "synib_hf.input_kinds): 'tokens', 'image', 'images', 'sequence', 'spectrogram', 'vector', or the "
             "companions 'attention', 'boxes' (optionally ':<partner key>') and 'unchanged'; a dict or JSON string."
+        },
+    )
+    # Vision-language models (synib_path='embedding')
+    answer_candidates: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "Generative VLMs: the possible answers, written as in the labels (mind a leading space), e.g. "
+            "yes no. SynIB reads the answer position's logits of their first tokens (which must differ) as the "
+            "class scores its penalty and masked accuracy use; the task loss stays the model's own LM loss."
+        },
+    )
+    lean_logits: bool = field(
+        default=True,
+        metadata={
+            "help": "Generative VLMs: compute logits only where the LM loss and the penalty read them "
+            "(logits_to_keep as a position mask): the same loss and gradients without a (3·B, T, vocabulary) tensor."
+        },
+    )
+    share_vision_encoder: bool = field(
+        default=True,
+        metadata={
+            "help": "Vision-language models: run the vision tower once per step and repeat its output for the "
+            "masked views (identical logits); False runs it on every view's copy of the images."
         },
     )
     masked_modalities: Optional[list[str]] = field(
@@ -247,6 +272,14 @@ class SynIBConfig(TrainingArguments):
             _check_modality_keys(self.modality_keys)
         if self.masked_modalities is not None and not self.masked_modalities:
             raise ValueError("masked_modalities is empty: list at least one modality, or None for all of them.")
+        if self.answer_candidates is not None:
+            candidates = self.answer_candidates
+            if (isinstance(candidates, str) or len(candidates) < 2 or len(set(candidates)) != len(candidates)
+                    or not all(isinstance(c, str) and c for c in candidates)):
+                raise ValueError(
+                    f"answer_candidates must list at least two different non-empty answers, got {candidates!r}; "
+                    "e.g. ['yes', 'no']."
+                )
         super().__post_init__()
 
     # Why: the Trainer pickles its arguments into training_args.bin (in every checkpoint, and pushed to the Hub);

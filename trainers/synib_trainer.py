@@ -1,6 +1,5 @@
 """`SynIBTrainer`: `transformers.Trainer` whose loss adds SynIB's masked-view confidence penalty."""
 
-import itertools
 import warnings
 from collections import defaultdict
 from dataclasses import fields
@@ -15,8 +14,10 @@ from synib_hf.native import implements_native_protocol
 from synib_hf.penalties import gaussian, unimodal_anchor
 
 from .card import SynIBCardMixin
-from .checkpoints import last_complete_checkpoint, load_synib_state, save_synib_state
+from .checkpoints import last_complete_checkpoint, load_converted, load_synib_state, save_synib_state
+from .embedding_path import EmbeddingPath, is_vision_language_model
 from .paths import GenericPath, NativePath, valid_mean
+from .preflight import check_attended, check_first_batch, first_training_batch, set_find_unused_parameters
 from .synib_config import SynIBConfig
 
 
@@ -24,7 +25,7 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
     """
     [`~transformers.Trainer`] for SynIB: `loss = task(f(x), y) + synib_weight · Σ_m Ω(f(M_m(x)))`.
 
-    Two paths behind one class, chosen by `args.synib_path` (see `trainers/paths.py`):
+    Three paths behind one class, chosen by `args.synib_path` (see `trainers/paths.py`, `trainers/embedding_path.py`):
 
     * **native** — the model implements [`SynIBNativeMixin`]: encoders run once, each masked view re-runs only the
       fusion head on masked features, all inside one `model(...)` call (one DDP forward).
@@ -33,6 +34,10 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
       (concatenated on the batch axis) or one after another (`view_batching="sequential"`, lower peak memory). The
       task follows the model (`problem_type`: single-label, multi-label / soft targets, regression) or
       `compute_loss_func`.
+    * **embedding** — a generative vision-language model (LLaVA, Qwen2/2.5/3-VL, Idefics3, SmolVLM, PaliGemma,
+      Gemma3) or a `VLMForSequenceClassification`: views masked on the language model's merged input embeddings in one
+      forward (the vision tower once, logits only where read); a generative model is read over `answer_candidates`
+      at the answer position and keeps its own LM loss.
 
     With `synib_weight=0` training and evaluation are exactly `Trainer`'s. The first batch is checked before training
     starts (inputs, masking rules, scores, labels, task), so a misconfigured run fails in seconds; every batch's labels
@@ -65,7 +70,9 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
     _tag_names = ["synib", "multimodal"]
     args_class = SynIBConfig  # the arguments it takes (the balancing trainers take BalancingConfig)
 
-    def __init__(self, model=None, args: Optional[SynIBConfig] = None, processing_class=None, peft_config=None, **kwargs):
+    def __init__(
+        self, model=None, args: Optional[SynIBConfig] = None, processing_class=None, peft_config=None, **kwargs
+    ):
         # Why: validate SynIB's arguments against the model before any step runs, and set up the masking state.
         if args is None:
             args = SynIBConfig(output_dir="synib-output")
@@ -88,8 +95,16 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         if self.is_native:
             self._path = NativePath(self, core, spec, self._randomness)
             self.masked_modalities = self._path.masked_modalities
+        elif self._uses_embedding_path(core):
+            self._path = EmbeddingPath(self, core, spec, self._randomness, processing_class)
+            self.masked_modalities = self._path.masked_modalities
         else:
             self._path = GenericPath(self, spec, self._randomness, self._token_ids(processing_class))
+        if args.answer_candidates and self._path.name != "embedding":
+            raise ValueError(
+                f"answer_candidates is read by the embedding path (generative vision-language models), but "
+                f"{type(core).__name__} trains on the {self._path.name} path; remove answer_candidates."
+            )
         self.task = None  # the head's Task, known once the first batch was checked
         self._first_batch_checked = False
         self._evaluating = False
@@ -113,7 +128,17 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
                 "(synib_hf.SynIBNativeMixin: per-modality features + a fusion head). Use synib_path='generic' or "
                 "'auto' to mask its inputs instead."
             )
-        return native and self.args.synib_path != "generic"
+        return native and self.args.synib_path not in ("generic", "embedding")
+
+    def _uses_embedding_path(self, core) -> bool:
+        vlm = is_vision_language_model(core)
+        if self.args.synib_path == "embedding" and not vlm:
+            raise ValueError(
+                f"synib_path='embedding' masks a vision-language model's input embeddings, but {type(core).__name__} "
+                "is not one of the supported families (synib_hf.models.vlm.VLM_FAMILIES) nor a "
+                "VLMForSequenceClassification. Use synib_path='auto'."
+            )
+        return self.args.synib_path == "embedding" or (self.args.synib_path == "auto" and vlm)
 
     def check_masked_modalities(self, modalities) -> tuple:
         """The modalities that get a masked view: `masked_modalities`, checked against `modalities`, else all."""
@@ -151,6 +176,7 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         core = self.core_model()
         if implements_native_protocol(core):
             named += [k for keys in core.synib_input_keys.values() for k in keys]
+        named += list(getattr(self._path, "extra_columns", ()))
         self._signature_columns = list(dict.fromkeys(self._signature_columns + named))
 
     # ---- the first batch, checked before training ----------------------------------------------------------------
@@ -160,47 +186,11 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         if resume_from_checkpoint is True:
             resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
         if self.train_dataset is not None and self.args.synib_weight > 0:
-            self._check_first_batch(self._first_training_batch())
+            batch = first_training_batch(self)
+            check_first_batch(self, batch)
+            if self.args.world_size > 1 and self.args.ddp_find_unused_parameters is None:
+                set_find_unused_parameters(self, batch)
         return super().train(resume_from_checkpoint, trial, ignore_keys_for_eval, **kwargs)
-
-    def _first_training_batch(self) -> dict:
-        """The first training batch as the dataloader would build it (columns, collator), without a dataloader:
-        nothing of the training run's randomness is drawn."""
-        try:
-            from datasets import Dataset
-        except ImportError:  # the GPU check runs without `datasets`
-            Dataset = ()
-
-        dataset, collator = self.train_dataset, self.data_collator
-        if isinstance(dataset, Dataset):
-            dataset = self._remove_unused_columns(dataset, description="training")
-        else:
-            collator = self._get_collator_with_removed_columns(collator, description="training")
-        size = self.args.per_device_train_batch_size
-        if isinstance(dataset, torch.utils.data.IterableDataset):
-            rows = list(itertools.islice(iter(dataset), size))
-        else:
-            rows = [dataset[i] for i in range(min(size, len(dataset)))]
-        with torch.random.fork_rng(devices=[]):  # a collator may draw (e.g. MLM masking)
-            return self._prepare_inputs(collator(rows))
-
-    def _check_first_batch(self, batch: dict) -> None:
-        """Inputs, masking rules, scores and labels of one batch, with one no-grad forward of two rows."""
-        labels = batch.get("labels")
-        if labels is None:
-            raise ValueError(
-                f"SynIBTrainer needs `labels` in every batch, but the first training batch has only {sorted(batch)}. "
-                "Name the label column 'labels' (or 'label') and check that the data collator keeps it."
-            )
-        model = self.model
-        was_training = model.training
-        model.eval()
-        try:
-            with self.compute_loss_context_manager(), torch.random.fork_rng(devices=[]):
-                self._path.validate(model, {k: v for k, v in batch.items() if k != "labels"}, labels)
-        finally:
-            model.train(was_training)
-        self._first_batch_checked = True
 
     # ---- the loss ------------------------------------------------------------------------------------------------
 
@@ -221,8 +211,16 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         mode = "train" if model.training else "eval"
         if not self._views_on(mode):
             self.loss_is_scaled_for_ga = self._plain_loss_is_scaled_for_ga
+            own = getattr(self._path, "extra_columns", ())  # SynIB's own columns (synib_text_mask) are not inputs
+            inputs = {k: v for k, v in inputs.items() if k not in own} if own else inputs
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         self.loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
+        weight = self.args.synib_weight if mode == "eval" or self.synib_active() else 0.0
+        loss, outputs = self.synib_loss(model, inputs, mode, weight)
+        return (loss, outputs) if return_outputs else loss
+
+    def synib_loss(self, model, inputs, mode: str, weight: float):
+        """`(task loss + weight · Σ_m mean Ω_m, clean outputs)` of one batch; metrics recorded under `mode`."""
         labels = inputs.get("labels")
         if labels is None:
             raise ValueError(
@@ -230,15 +228,14 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
                 "the label column 'labels' (or 'label') and check that the data collator keeps it."
             )
         if not self._first_batch_checked:  # evaluation before any training
-            self._check_first_batch(inputs)
+            check_first_batch(self, inputs)
         check_attended(inputs)
-        weight = self.args.synib_weight if mode == "eval" or self.synib_active() else 0.0
         names = self._path.modality_names(inputs)
         result = self._path.run(model, inputs, labels, weight)
         loss = result.task_loss + weight * valid_mean(result.penalties, result.valid).sum()
         self._check_finite(result, names, mode)
         self._record(mode, names, result, weight)
-        return (loss, result.outputs) if return_outputs else loss
+        return loss, result.outputs
 
     def view_losses(self, masked, labels, logvar=None, unimodal=None) -> torch.Tensor:
         """Ω of each masked view per example, `(M, B)`, for masked scores `(M, B, C)`.
@@ -255,7 +252,8 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         return torch.stack([unimodal_anchor(view, other[m]) for view, m in zip(masked, self.masked_modalities)])
 
     def _check_finite(self, result, names, mode) -> None:
-        finite = torch.isfinite(torch.cat([result.outputs["logits"][None], result.masked])).flatten(1).all(dim=1)
+        # each view alone: a generative model's clean logits (B, T, V) and its views' candidate logits differ in shape
+        finite = torch.stack([torch.isfinite(view).all() for view in (result.outputs["logits"], *result.masked)])
         if not bool(finite.all()):
             views = ["clean", *(f"masked-{m}" for m in names)]
             bad = [view for view, ok in zip(views, finite.tolist()) if not ok]
@@ -352,6 +350,22 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         super()._save_rng_state(output_dir)
         save_synib_state(self.synib_state_dict(), output_dir, self.args.process_index, self.args.world_size)
 
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        # Why: transformers 5.24 saves some models (its VLMs) under legacy key names that this state-dict load does not
+        # map back (huggingface/transformers#43701), and would resume from the initial weights with a warning.
+        self._mismatched_load = False
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        if self._mismatched_load:
+            load_converted(model if model is not None else self.model, resume_from_checkpoint)
+
+    def _issue_warnings_after_load(self, load_result) -> None:
+        # Why: keys that do not match are a failed load, not a warning: `_load_from_checkpoint` loads them converted.
+        ignorable = set(getattr(self.model, "_keys_to_ignore_on_save", None) or ())
+        if load_result.unexpected_keys or set(load_result.missing_keys) - ignorable:
+            self._mismatched_load = True
+            return
+        super()._issue_warnings_after_load(load_result)
+
     def _load_rng_state(self, checkpoint: Optional[str]) -> None:
         # Why: restore them with the Trainer's RNG state, so masks continue where the checkpoint left them.
         super()._load_rng_state(checkpoint)
@@ -372,17 +386,3 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         for callback in callbacks:
             self.compute_metrics = with_synergy_metrics(self.compute_metrics, callback.unimodal)
             callback.attached = True
-
-
-def check_attended(inputs: dict) -> None:
-    """A clear error for a row whose attention mask attends to nothing (all padding): it would train on garbage."""
-    for key, mask in inputs.items():
-        if key.endswith("attention_mask") and torch.is_tensor(mask) and mask.dim() == 2:
-            empty = ~mask.bool().any(dim=1)
-            if bool(empty.any()):
-                rows = empty.nonzero().flatten().tolist()[:5]
-                raise ValueError(
-                    f"rows {rows} of {key!r} attend to no position (all padding): drop empty texts/inputs from the "
-                    "data set, or give each at least one token (e.g. the tokenizer's special tokens)."
-                )
-

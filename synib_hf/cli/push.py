@@ -3,9 +3,14 @@ re-rendered for the repo.
 
     synib-hf push runs/synergy-demo --repo-id your-org/xor-synib [--private] [--create-pr] [--dry-run]
 
-Steps: create the repo (exist_ok) → copy the checkpoint to a temporary folder → render the model card for the repo id
-→ one `upload_folder` commit. A LoRA checkpoint (adapter_config.json) may name the repo of its base model with
-`--base-model`, so that `from_pretrained(repo_id)` loads base and adapters in one call.
+Steps: copy the checkpoint to a temporary folder → render the model card for the repo id → verify that what will be
+uploaded loads (every weights file parses, is complete and holds finite values, every config loads, the weights fit the
+model their config describes) → create the repo (exist_ok) → one `upload_folder` commit. A LoRA checkpoint
+(adapter_config.json) may name the repo of its base model with `--base-model`, so that `from_pretrained(repo_id)` loads
+base and adapters in one call.
+
+Exit status: 0 pushed (or, with --dry-run, pushable); 2 the checkpoint is missing or does not load, and nothing was
+uploaded; 1 the Hub refused or could not be reached, and nothing was committed.
 """
 
 import argparse
@@ -56,26 +61,85 @@ def stage(checkpoint: str, repo_id: str, base_model=None) -> str:
     return staging
 
 
-def main(argv=None) -> int:
-    args = make_parser().parse_args(argv)
-    staging = stage(args.checkpoint, args.repo_id, args.base_model)
+def load_problem(folder: str):
+    """Why the weights do not load into the model their `config.json` describes (a missing, unexpected or misshapen
+    weight), or None. Adapter-only checkpoints (no config.json) and architectures that neither transformers nor
+    synib_hf defines are not loaded; their files are still checked by `checkpoint_problems`."""
+    if not os.path.exists(os.path.join(folder, "config.json")):
+        return None
+    import transformers
+    from transformers import AutoConfig
+
+    import synib_hf
+
+    names = AutoConfig.from_pretrained(folder).architectures or []
+    model_class = next((getattr(m, n) for n in names for m in (synib_hf, transformers) if hasattr(m, n)), None)
+    if model_class is None:
+        return None
     try:
+        _, info = model_class.from_pretrained(folder, output_loading_info=True)
+    except (OSError, ValueError, RuntimeError) as error:
+        return f"the weights do not load into {model_class.__name__}: {error}"
+    wrong = {kind: sorted(info.get(kind) or []) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    wrong = {kind: keys for kind, keys in wrong.items() if keys}
+    if wrong:
+        listed = "; ".join(
+            f"{kind.replace('_', ' ')}: {', '.join(map(str, keys[:5]))}" for kind, keys in wrong.items()
+        )
+        return f"the weights do not fit {model_class.__name__} as config.json describes it ({listed})"
+    return None
+
+
+def verify(staging: str, checkpoint: str) -> None:
+    """Raise `CheckpointError` when what is about to be uploaded would not load (see `load_problem`)."""
+    from transformers.utils import logging
+
+    from synib_hf.checkpoints import CheckpointError, checkpoint_problems
+
+    problems = checkpoint_problems(staging)
+    if not problems:
+        verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+        logging.set_verbosity_error()  # the load report and its progress bar would repeat what `load_problem` says
+        logging.disable_progress_bar()
+        try:
+            problem = load_problem(staging)
+        finally:
+            logging.set_verbosity(verbosity)
+            if bars:
+                logging.enable_progress_bar()
+        problems = [f"config.json + weights: {problem}"] if problem else []
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {checkpoint} does not load, so nothing was uploaded:\n  " + "\n  ".join(problems)
+        )
+
+
+def main(argv=None) -> int:
+    from .arguments import exit_on_user_error
+
+    args = make_parser().parse_args(argv)
+    with exit_on_user_error("synib-hf push"):
+        staging = stage(args.checkpoint, args.repo_id, args.base_model)
+    try:
+        with exit_on_user_error("synib-hf push"):
+            verify(staging, args.checkpoint)
         files = sorted(os.path.relpath(os.path.join(root, name), staging)
                        for root, _, names in os.walk(staging) for name in names)
         if args.dry_run:
             print(f"would push to {args.repo_id} in one commit: {', '.join(files)}")
             return 0
         from huggingface_hub import HfApi
-        from huggingface_hub.errors import HfHubHTTPError
 
         api = HfApi(endpoint=args.endpoint)
         try:
             api.create_repo(args.repo_id, private=args.private, exist_ok=True)
             info = api.upload_folder(repo_id=args.repo_id, folder_path=staging, commit_message=args.commit_message,
                                      create_pr=args.create_pr)
-        except HfHubHTTPError as error:
-            print(f"push to {args.repo_id} failed: {error}\nNothing was committed: the Hub applies a commit all at "
-                  "once, so the repo is as it was. Fix the cause and run the same command again.", file=sys.stderr)
+        except Exception as error:  # noqa: BLE001  HTTP, connection and LFS-upload errors alike: the commit never ran
+            cause = f" ({error.__cause__})" if error.__cause__ and str(error.__cause__) not in str(error) else ""
+            print(f"push to {args.repo_id} failed: {type(error).__name__}: {error}{cause}\nNothing was committed: the "
+                  "Hub applies a commit all at once, so the repo's files are as they were. Fix the cause and run the "
+                  "same command again.", file=sys.stderr)
             return 1
         print(f"pushed {len(files)} files to {args.repo_id} in commit {info.oid}"
               + (f" ({info.pr_url})" if args.create_pr else ""))

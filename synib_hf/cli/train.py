@@ -47,8 +47,12 @@ class ModelArguments:
     )
     projection_dim: int = field(default=256, metadata={"help": "Width of each projected modality feature."})
     fusion_hidden_size: int = field(default=512, metadata={"help": "Hidden width of the fusion MLP."})
-    image_size: Optional[int] = field(default=None, metadata={"help": "Resize/crop images to this size (tiny towers)."})
-    use_lora: bool = field(default=False, metadata={"help": "Train LoRA adapters on the towers instead of full weights."})
+    image_size: Optional[int] = field(
+        default=None, metadata={"help": "Resize/crop images to this size (tiny towers)."}
+    )
+    use_lora: bool = field(
+        default=False, metadata={"help": "Train LoRA adapters on the towers instead of full weights."}
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
@@ -84,7 +88,8 @@ def build_tiny(script_args, model_args, processor):
                                        num_hidden_layers=2, num_attention_heads=4),
         text_config=DebertaV2Config(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
                                     num_attention_heads=4, intermediate_size=37,
-                                    max_position_embeddings=script_args.max_length, pad_token_id=tokenizer.pad_token_id),
+                                    max_position_embeddings=script_args.max_length,
+                                    pad_token_id=tokenizer.pad_token_id),
         projection_dim=model_args.projection_dim,
         fusion_hidden_size=model_args.fusion_hidden_size,
         text_pooling="mean",  # random tiny towers: a mean over tokens keeps every word's signal
@@ -146,7 +151,8 @@ def run(script_args, model_args, training_args):
 
     if training_args.remove_unused_columns:
         raise ValueError(
-            "The image/text collator reads the raw 'image' and 'text' columns, which remove_unused_columns would drop: "
+            "The image/text collator reads the raw 'image' and 'text' columns, which remove_unused_columns would "
+            "drop: "
             "set remove_unused_columns: false in the recipe."
         )
     output_dir = training_args.output_dir

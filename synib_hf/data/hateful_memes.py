@@ -2,6 +2,7 @@
 and a small synthetic data set written in exactly that format (for offline runs and tests)."""
 
 import json
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -12,7 +13,45 @@ SPLIT_FILES = {"train": "train.jsonl", "validation": "dev_seen.jsonl", "test": "
 LABELS = (0, 1)
 
 
-def _read_split(data_dir: Path, filename: str, require_labels: bool) -> dict:
+def _image_path(data_dir: Path, img, where: str, verify: bool) -> Path:
+    """The image a row names. It must lie inside the data folder: the rows are data, and a row must not make the
+    loader read elsewhere (`"../secret.png"`, an absolute path). Symbolic links inside the folder are the folder
+    owner's choice and are followed."""
+    if not isinstance(img, str) or not img.strip():
+        raise ValueError(f"{where}: 'img' must be a path inside the data folder, like 'img/42.png'; got {img!r}.")
+    root = Path(os.path.normpath(data_dir.absolute()))
+    image = Path(os.path.normpath(root / img))  # an absolute `img` replaces root here, and is caught below
+    if not image.is_relative_to(root):
+        raise ValueError(
+            f"{where}: image {img!r} points outside the data folder {root}; 'img' must be a path inside it, like "
+            "'img/42.png'. Move the image into the folder and name it relative to the folder."
+        )
+    if not image.is_file():
+        raise FileNotFoundError(f"{where}: image {img!r} not found under {data_dir}.")
+    if verify:
+        _check_image(image, img, where)
+    return image
+
+
+def _check_image(image: Path, img: str, where: str) -> None:
+    """Read the whole file once, cheaply (PNG: its checksums; JPEG: a decode at 1/8 scale, which still reads every
+    byte), so that a broken image fails here, named, rather than mid-training inside the DataLoader."""
+    from PIL import Image
+
+    try:
+        with Image.open(image) as opened:
+            if opened.format == "PNG":
+                opened.verify()
+            else:
+                opened.draft("RGB", (1, 1))
+                opened.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ValueError(
+            f"{where}: image {img!r} ({image}) does not decode: {error}. Replace the file (or drop the row)."
+        ) from None
+
+
+def _read_split(data_dir: Path, filename: str, require_labels: bool, verify_images: bool) -> dict:
     path = data_dir / filename
     columns = {"id": [], "image": [], "text": [], "label": []}
     for line_number, line in enumerate(path.read_text().splitlines(), start=1):
@@ -23,15 +62,15 @@ def _read_split(data_dir: Path, filename: str, require_labels: bool) -> dict:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"{where}: not a JSON object ({error}).") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: not a JSON object but a {type(row).__name__}; each line is one row, {{...}}.")
         missing = {"id", "img"} - set(row)
         if missing:
             raise ValueError(f"{where}: the row has no {sorted(missing)}; every row needs id, img, text, label.")
         text = row.get("text")
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"{where} (id {row['id']}): the row has no text; every meme needs its caption in 'text'.")
-        image = data_dir / row["img"]
-        if not image.is_file():
-            raise FileNotFoundError(f"{where} (id {row['id']}): image {row['img']!r} not found under {data_dir}.")
+        image = _image_path(data_dir, row["img"], f"{where} (id {row['id']})", verify_images)
         label = row.get("label")
         if label is None and require_labels:
             raise ValueError(f"{where} (id {row['id']}): the row has no label; labels must be one of {LABELS}.")
@@ -46,13 +85,23 @@ def _read_split(data_dir: Path, filename: str, require_labels: bool) -> dict:
     return columns
 
 
-def load_hateful_memes(data_dir, splits: Optional[Sequence[str]] = None, require_labels: bool = True):
+def load_hateful_memes(
+    data_dir, splits: Optional[Sequence[str]] = None, require_labels: bool = True, verify_images: bool = True
+):
     """Load the Hateful Memes folder layout into a `DatasetDict` with columns `id`, `image` (decoded as PIL), `text`,
     `label`; splits are named `train`, `validation` (dev_seen) and `test` (test_seen).
 
+    Args:
+        data_dir: the folder holding `img/` and the split files.
+        splits: the splits to load; default all three.
+        require_labels: every row must have a label (False: a missing label is stored as -1).
+        verify_images: read every image once at load time (about 1 ms per image), so that a file that does not
+            decode is named here; False skips that, and a broken image then fails when its batch is built.
+
     Raises:
         FileNotFoundError: a split file or an image a row names is missing.
-        ValueError: a row without text, without a label (when `require_labels`), or with a label outside {0, 1}.
+        ValueError: a row without text, without a label (when `require_labels`), with a label outside {0, 1}, with an
+            `img` that points outside `data_dir`, or with an image that does not decode (when `verify_images`).
 
     Example:
 
@@ -76,9 +125,9 @@ def load_hateful_memes(data_dir, splits: Optional[Sequence[str]] = None, require
             )
     return DatasetDict(
         {
-            split: Dataset.from_dict(_read_split(data_dir, SPLIT_FILES[split], require_labels)).cast_column(
-                "image", Image()
-            )
+            split: Dataset.from_dict(
+                _read_split(data_dir, SPLIT_FILES[split], require_labels, verify_images)
+            ).cast_column("image", Image())
             for split in splits
         }
     )

@@ -9,12 +9,15 @@ from typing import Callable, Mapping, Optional
 
 import numpy as np
 
+from ..extras import require
+
 
 def two_view_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable]:
     """scikit-learn's 8×8 digits as two views: the top half (32 pixels) and the bottom half (32 pixels).
 
     The donor of digit d is any other digit.
     """
+    require("sklearn", "The digits irony data set")
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -32,6 +35,7 @@ def two_view_breast_cancer() -> tuple[np.ndarray, np.ndarray, np.ndarray, Callab
 
     The donor of a malignant example is benign and vice versa.
     """
+    require("sklearn", "The breast-cancer irony data set")
     from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer()

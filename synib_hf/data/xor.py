@@ -114,4 +114,4 @@ class GaussianXOR:
         from datasets import Dataset, DatasetDict
 
         splits = splits or self.splits()
-        return DatasetDict({name: Dataset.from_dict({k: v for k, v in split.items()}) for name, split in splits.items()})
+        return DatasetDict({name: Dataset.from_dict(dict(split)) for name, split in splits.items()})

@@ -10,6 +10,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from .configuration_fusion import FusionConfig
+from ...checkpoints import VerifiedLoadingMixin, load_checked
 from ...native import SynIBModelOutput, SynIBNativeMixin
 
 
@@ -29,7 +30,7 @@ def _pool(outputs, pooling: str, attention_mask: Optional[torch.Tensor] = None) 
     return hidden[:, 0]
 
 
-class FusionForSequenceClassification(SynIBNativeMixin, PreTrainedModel):
+class FusionForSequenceClassification(SynIBNativeMixin, VerifiedLoadingMixin, PreTrainedModel):
     """Vision tower + text tower → projected, normalised pooled features → concatenation MLP → logits.
 
     Unimodal heads (one linear layer per modality) feed learned masks, `unimodal_anchor` and synergy-subset evaluation;
@@ -67,13 +68,16 @@ class FusionForSequenceClassification(SynIBNativeMixin, PreTrainedModel):
         width, classes = config.projection_dim, config.num_labels
         self.vision_projection = nn.Linear(self.vision_model.config.hidden_size, width)
         self.text_projection = nn.Linear(self.text_model.config.hidden_size, width)
-        self.feature_norm = nn.LayerNorm(width, elementwise_affine=False) if config.normalize_features else nn.Identity()
+        norm = nn.LayerNorm(width, elementwise_affine=False) if config.normalize_features else nn.Identity()
+        self.feature_norm = norm
         self.fusion = nn.Sequential(
             nn.Dropout(config.fusion_dropout), nn.Linear(2 * width, config.fusion_hidden_size), nn.GELU()
         )
         self.classifier = nn.Linear(config.fusion_hidden_size, classes)
         self.unimodal = (
-            nn.ModuleDict({m: nn.Linear(width, classes) for m in self.synib_modalities}) if config.unimodal_heads else None
+            nn.ModuleDict({m: nn.Linear(width, classes) for m in self.synib_modalities})
+            if config.unimodal_heads
+            else None
         )
         self.logvar = nn.Linear(config.fusion_hidden_size, classes) if config.logvar_head else None
         self.synib_detach_unimodal_heads = config.detach_unimodal_heads
@@ -98,8 +102,10 @@ class FusionForSequenceClassification(SynIBNativeMixin, PreTrainedModel):
         vision_kwargs = {k[len("vision_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("vision_")}
         text_kwargs = {k[len("text_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("text_")}
         vision_config = FusionConfig.vision_sub_config(AutoConfig.from_pretrained(vision_model_name_or_path))
-        vision_model = AutoModel.from_pretrained(vision_model_name_or_path, config=vision_config, **vision_kwargs)
-        text_model = AutoModel.from_pretrained(text_model_name_or_path, **text_kwargs)
+        # load_checked: a tower whose weights file is truncated, or holds NaN, is named rather than loaded
+        vision_model = load_checked(AutoModel.from_pretrained, vision_model_name_or_path, config=vision_config,
+                                    **vision_kwargs)
+        text_model = load_checked(AutoModel.from_pretrained, text_model_name_or_path, **text_kwargs)
         config = FusionConfig(vision_config=vision_model.config, text_config=text_model.config, **kwargs)
         config.vision_name_or_path, config.text_name_or_path = vision_model_name_or_path, text_model_name_or_path
         return cls(config, vision_model=vision_model, text_model=text_model)
@@ -152,4 +158,44 @@ class FusionForSequenceClassification(SynIBNativeMixin, PreTrainedModel):
             "attention_mask": attention_mask,
             "token_type_ids": token_type_ids,
         }
+        self._check_inputs(inputs)
         return self.synib_forward(inputs, labels, synib_views, output_unimodal_logits)
+
+    def _check_inputs(self, inputs) -> None:
+        """Bad shapes and types named here, in the model's terms, rather than deep inside a tower (a convolution's
+        channel count, an embedding's index)."""
+        name, pixel_values, input_ids = type(self).__name__, inputs["pixel_values"], inputs["input_ids"]
+        if pixel_values is not None:
+            channels, shape = getattr(self.vision_model.config, "num_channels", 3), tuple(pixel_values.shape)
+            if pixel_values.ndim != 4 or shape[1] != channels:
+                hint = ""
+                if pixel_values.ndim == 4 and shape[-1] == channels:
+                    hint = " It looks channels-last: pass pixel_values.permute(0, 3, 1, 2)."
+                elif pixel_values.ndim == 4 and shape[1] == 1:
+                    hint = " It has one channel: convert the images to RGB first (image.convert('RGB'))."
+                raise ValueError(f"pixel_values has shape {shape}; {name} expects (B, {channels}, H, W).{hint}")
+            if not pixel_values.is_floating_point():
+                raise ValueError(
+                    f"pixel_values are {pixel_values.dtype}; {name} expects floats as the image processor makes them "
+                    "(FusionProcessor), not raw pixel values."
+                )
+        if input_ids is not None:
+            if input_ids.ndim != 2:
+                raise ValueError(f"input_ids has shape {tuple(input_ids.shape)}; {name} expects (B, T).")
+            for key in ("attention_mask", "token_type_ids"):
+                if inputs[key] is not None and inputs[key].shape != input_ids.shape:
+                    raise ValueError(
+                        f"{key} has shape {tuple(inputs[key].shape)} but input_ids {tuple(input_ids.shape)}; "
+                        "they must match (tokenize text with its mask in one call)."
+                    )
+            vocabulary = self.text_model.config.vocab_size
+            if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocabulary):
+                raise ValueError(
+                    f"input_ids hold ids in [{int(input_ids.min())}, {int(input_ids.max())}], but the text tower's "
+                    f"vocabulary has {vocabulary} tokens: the tokenizer does not match the text model."
+                )
+        if pixel_values is not None and input_ids is not None and len(pixel_values) != len(input_ids):
+            raise ValueError(
+                f"pixel_values hold {len(pixel_values)} examples but input_ids {len(input_ids)}; each example needs "
+                "one image and one text."
+            )

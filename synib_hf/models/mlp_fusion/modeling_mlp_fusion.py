@@ -7,11 +7,12 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from ...checkpoints import VerifiedLoadingMixin
 from ...native import SynIBModelOutput, SynIBNativeMixin
 from .configuration_mlp_fusion import MLPFusionConfig
 
 
-class MLPFusionForClassification(SynIBNativeMixin, PreTrainedModel):
+class MLPFusionForClassification(SynIBNativeMixin, VerifiedLoadingMixin, PreTrainedModel):
     """Per-modality MLP encoders, a concatenation MLP fusion head, and optional unimodal and logvar heads.
 
     Inputs are keyword arguments named as in `config.modality_dims`, each `(B, D_m)` floats.
@@ -92,6 +93,33 @@ class MLPFusionForClassification(SynIBNativeMixin, PreTrainedModel):
         unknown = sorted(set(inputs) - set(self.synib_modalities))
         if unknown:
             raise ValueError(
-                f"{type(self).__name__} got unexpected inputs {unknown}; its modalities are {list(self.synib_modalities)}."
+                f"{type(self).__name__} got unexpected inputs {unknown}; its modalities are "
+                f"{list(self.synib_modalities)}."
             )
+        self._check_inputs(inputs)
         return self.synib_forward(inputs, labels, synib_views, output_unimodal_logits)
+
+    def _check_inputs(self, inputs) -> None:
+        """Each input a float tensor `(B, modality_dims[m])`, one batch size for all: named here rather than as a
+        matrix-product error (and a 1-D or 3-D input would otherwise run, silently, with the wrong meaning)."""
+        sizes = {}
+        for modality, value in inputs.items():
+            if value is None:
+                continue
+            width = self.config.modality_dims[modality]
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(
+                    f"input {modality!r} is a {type(value).__name__}; expected a torch tensor (B, {width})."
+                )
+            if value.ndim != 2 or value.shape[1] != width:
+                raise ValueError(
+                    f"input {modality!r} has shape {tuple(value.shape)}; expected (B, {width}) as "
+                    f"config.modality_dims[{modality!r}] = {width} says."
+                )
+            if not value.is_floating_point():
+                raise ValueError(f"input {modality!r} is {value.dtype}; expected floats (e.g. value.float()).")
+            sizes[modality] = value.shape[0]
+        if len(set(sizes.values())) > 1:
+            raise ValueError(
+                f"inputs hold different numbers of examples: {sizes}; every modality needs one per example."
+            )
