@@ -14,12 +14,12 @@ import os
 
 METHODS = {  # name → (trainer in synib_hf, arguments, the argument searched on validation or None)
     "ce": ("SynIBTrainer", {"synib_weight": 0.0}, None),
-    "dropout": ("ModalityDropoutTrainer", {"synib_weight": 1.0, "mask_type": "random", "mask_ratio": 0.3}, None),
-    "multiloss": ("MultilossTrainer", {"synib_weight": 0.0}, None),
     "ensemble": ("UnimodalEnsembleTrainer", {}, None),
+    "multiloss": ("MultilossTrainer", {"synib_weight": 0.0}, None),
     "ogm_ge": ("OGMGETrainer", {}, "ogm_alpha"),
     "mmpareto": ("MMParetoTrainer", {}, "mmpareto_gamma"),
     "mlb": ("MLBTrainer", {}, "mlb_alpha"),
+    "dropout": ("ModalityDropoutTrainer", {"synib_weight": 1.0, "mask_type": "random", "mask_ratio": 0.3}, None),
     "synib_random": ("SynIBTrainer", {"mask_type": "random", "mask_ratio": 0.3}, "synib_weight"),
     "synib_learned": ("SynIBTrainer", {"mask_type": "learned"}, "synib_weight"),
     "synib_oracle": ("SynIBTrainer", {"mask_type": "oracle"}, "synib_weight"),
@@ -72,6 +72,14 @@ def label(row: dict) -> str:
     return f"{row['method']} ({fill})" if fill and masks(row["method"]) else row["method"]
 
 
+def labels(rows) -> list:
+    """The tables' row names in the method table's order, each masking method's fills in `MASK_FILLS` order."""
+    order = {name: i for i, name in enumerate(METHODS)}
+    named = {label(r): (order[r["method"]], MASK_FILLS.index(r["mask_fill"]) if r.get("mask_fill") in MASK_FILLS
+                        else -1) for r in rows}
+    return sorted(named, key=named.get)
+
+
 def mean_std(values) -> str:
     """`mean ± std` over seeds (population std), NaNs (a seed whose slice is empty) left out."""
     import numpy as np
@@ -85,7 +93,7 @@ def mean_std(values) -> str:
 def selected_values(rows) -> str:
     """Markdown lines: for each searched method, how often each grid value was chosen."""
     lines = ["| method | searched | chosen on validation (value: times) |", "|---|---|---|"]
-    for name in dict.fromkeys(label(r) for r in rows if r.get("searched")):
+    for name in [n for n in labels(rows) if any(label(r) == n and r.get("searched") for r in rows)]:
         chosen = [r for r in rows if label(r) == name]
         counts = {}
         for row in chosen:
@@ -103,8 +111,8 @@ def fill_differences(rows, setting, settings, key: str) -> str:
     import numpy as np
 
     by_key = {(r["method"], r.get("mask_fill"), setting(r), r["seed"]): r[key] for r in rows}
-    methods = [m for m in dict.fromkeys(r["method"] for r in rows)
-               if masks(m) and {"shuffle", "ema_noise"} <= {r.get("mask_fill") for r in rows if r["method"] == m}]
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)
+               and masks(m) and {"shuffle", "ema_noise"} <= {r.get("mask_fill") for r in rows if r["method"] == m}]
     lines = ["| method | " + " | ".join(map(str, settings)) + " |", "|---|" + "---|" * len(settings)]
     for method in methods:
         cells = []

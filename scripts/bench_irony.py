@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, beside this script
 
 from bench_common import (  # noqa: E402
-    MASK_FILLS, METHODS, arguments, fill_differences, grid, label, masks, mean_std, selected_values,
+    MASK_FILLS, METHODS, arguments, fill_differences, grid, label, labels, masks, mean_std, selected_values,
 )
 
 
@@ -138,7 +138,7 @@ def markdown(rows) -> str:
     import numpy as np
 
     settings = list(dict.fromkeys((r["dataset"], r["rate"]) for r in rows))
-    labels = list(dict.fromkeys(label(r) for r in rows))
+    names = labels(rows)
     groups = {}
     for row in rows:
         groups.setdefault((row["dataset"], row["rate"], label(row)), []).append(row)
@@ -155,7 +155,7 @@ def markdown(rows) -> str:
 
     def table(key, title, count_key, count_title):
         lines = ["", f"**{title}**", "", *header, reference(count_key, count_title), chance]
-        for name in labels:
+        for name in names:
             lines.append(f"| {name} | " + " | ".join(
                 mean_std([r[key] for r in groups.get((*s, name), [])]) for s in settings) + " |")
         return lines
@@ -172,11 +172,11 @@ def markdown(rows) -> str:
         *table("overall_acc", "Overall test accuracy", "test_size", "test examples"),
     ]
     if {r.get("mask_fill") for r in rows} >= {"shuffle", "ema_noise"}:
-        names = [f"{d} {r}" for d, r in settings]
+        setting_names = [f"{d} {r}" for d, r in settings]
         for key, title in (("irony_acc", "irony class"), ("synergy_acc", "synergy subset")):
             lines += ["", f"**The fill: {title} with `shuffle` minus with `ema_noise`**, paired by seed (mean ± std; "
                       "seeds where shuffle is ahead ↑ / behind ↓)", "",
-                      fill_differences(rows, lambda r: f"{r['dataset']} {r['rate']}", names, key)]
+                      fill_differences(rows, lambda r: f"{r['dataset']} {r['rate']}", setting_names, key)]
     lines += ["", "**Values chosen on validation** (all cells)", "", selected_values(rows)]
     return "\n".join(lines)
 
@@ -189,14 +189,14 @@ def plot(rows, path) -> None:
     import numpy as np
 
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    labels = list(dict.fromkeys(label(r) for r in rows))
+    names = labels(rows)
     figure, axes = plt.subplots(2, len(datasets), figsize=(5.5 * len(datasets), 7), squeeze=False)
     for column, dataset in enumerate(datasets):
         rates = sorted({r["rate"] for r in rows if r["dataset"] == dataset})
         for row_index, (key, title) in enumerate((("irony_acc", "irony class (ground truth)"),
                                                   ("synergy_acc", "synergy subset"))):
             axis = axes[row_index][column]
-            for name in labels:
+            for name in names:
                 means = [np.nanmean([r[key] for r in rows if (r["dataset"], r["rate"], label(r)) ==
                                      (dataset, rate, name)]) for rate in rates]
                 axis.plot(rates, means, marker="o", label=name, linewidth=1)

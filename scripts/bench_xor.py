@@ -26,7 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, beside this script
 
 from bench_common import (  # noqa: E402
-    MASK_FILLS, METHODS, arguments, fill_differences, grid, label, masks, mean_std, selected_values,
+    MASK_FILLS, METHODS, arguments, fill_differences, grid, label, labels, masks, mean_std, selected_values,
 )
 
 
@@ -221,7 +221,7 @@ def markdown(rows) -> str:
 
     table = cells(rows)
     mixtures = [m for m in MIXTURES if any(r["mixture"] == m for r in rows)]
-    labels = list(dict.fromkeys(label(r) for r in rows))
+    names = labels(rows)
     seeds = sorted({r["seed"] for r in rows})
     per_cell = sorted({len(v) for v in table.values()})
     counts = {m: [np.mean([r[f"n_synergy_{split}"] for r in rows if r["mixture"] == m and f"n_synergy_{split}" in r])
@@ -237,12 +237,12 @@ def markdown(rows) -> str:
         "| *synergy examples: test / train / validation (mean over seeds)* | "
         + " | ".join(" / ".join(f"{c:.0f}" for c in counts[m]) for m in mixtures) + " |",
     ]
-    for name in labels:
+    for name in names:
         lines.append(f"| {name} | " + " | ".join(
             mean_std([r["synergy_acc"] for r in table.get((m, name), [])]) for m in mixtures) + " |")
     lines += _paper_rows(mixtures, 1)
     lines += ["", "**Overall test accuracy**", "", *header]
-    for name in labels:
+    for name in names:
         lines.append(f"| {name} | " + " | ".join(
             mean_std([r["overall_acc"] for r in table.get((m, name), [])]) for m in mixtures) + " |")
     lines += _paper_rows(mixtures, 0)
@@ -269,11 +269,11 @@ def plot(rows, path) -> None:
 
     table = cells(rows)
     mixtures = [m for m in MIXTURES if any(r["mixture"] == m for r in rows)]
-    labels = list(dict.fromkeys(label(r) for r in rows))
-    width = 0.85 / len(labels)
-    colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(labels), 2)))
+    names = labels(rows)
+    width = 0.85 / len(names)
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(names), 2)))
     figure, axis = plt.subplots(figsize=(3 + 2.6 * len(mixtures), 4.5))
-    for i, name in enumerate(labels):
+    for i, name in enumerate(names):
         values = [[r["synergy_acc"] for r in table.get((m, name), [])] for m in mixtures]
         axis.bar(np.arange(len(mixtures)) + i * width, [np.nanmean(v) if v else np.nan for v in values], width,
                  yerr=[np.nanstd(v) if v else 0.0 for v in values], label=name, color=colours[i], capsize=1.5,
