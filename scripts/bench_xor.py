@@ -272,7 +272,7 @@ def plot(rows, path) -> None:
     names = labels(rows)
     width = 0.85 / len(names)
     colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(names), 2)))
-    figure, axis = plt.subplots(figsize=(3 + 2.6 * len(mixtures), 4.5))
+    figure, axis = plt.subplots(figsize=(3 + 2.6 * len(mixtures), 5.2))
     for i, name in enumerate(names):
         values = [[r["synergy_acc"] for r in table.get((m, name), [])] for m in mixtures]
         axis.bar(np.arange(len(mixtures)) + i * width, [np.nanmean(v) if v else np.nan for v in values], width,
@@ -283,7 +283,7 @@ def plot(rows, path) -> None:
     axis.set_ylabel("synergy-slice test accuracy (mean ± std)")
     axis.set_ylim(0.3, 1.02)
     axis.set_title("Gaussian-XOR: the synergy slice, every method")
-    axis.legend(fontsize=7, ncol=4, loc="lower left")
+    axis.legend(fontsize=7, ncol=8, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
