@@ -6,8 +6,9 @@ the core, never the reverse):
 * the method's core, flat here: `masking` (feature-level masking, fills, randomness), `input_masking` and
   `input_kinds` (input-level masking by each input's structure), `learned_mask`, `penalties` (Ω), `tasks` (problem
   types: task loss, penalty form, label checks), `native` (the protocol of models whose masked views re-run only a
-  fusion head), `views` (the generic path's plumbing), `embedding_masking` (views inside one forward of a
-  vision-language model) and `generative` (the verbalizer read-out of models that answer in tokens);
+  fusion head), `views` (the generic path's plumbing), `balancing` (the rules of the modality-balancing baselines),
+  `embedding_masking` (views inside one forward of a vision-language model) and `generative` (the verbalizer read-out
+  of models that answer in tokens);
 * `models/` — models implementing the native protocol, in transformers' layout (`fusion/`, `mlp_fusion/`) and their
   LoRA presets (`models/lora.py`); `models/vlm/` — per-family facts of generative vision-language models, their
   embedding-level views, `VLMForSequenceClassification` and LoRA presets;
@@ -54,7 +55,11 @@ AutoModelForSequenceClassification.register(VLMClassificationConfig, VLMForSeque
 
 
 _LAZY = {
-    name: "synib_hf.trainers" for name in ("SynIBConfig", "SynIBTrainer", "ModalityDropoutTrainer", "MultilossTrainer")
+    name: "synib_hf.trainers"
+    for name in (
+        "SynIBConfig", "SynIBTrainer", "ModalityDropoutTrainer", "MultilossTrainer",
+        "BalancingConfig", "OGMGETrainer", "MMParetoTrainer", "MLBTrainer", "UnimodalEnsembleTrainer",
+    )
 }
 
 
@@ -67,6 +72,7 @@ def __getattr__(name):
 
 
 __all__ = [
+    "BalancingConfig",
     "EmbeddingMasker",
     "FeatureMasker",
     "FusionConfig",
@@ -77,16 +83,20 @@ __all__ = [
     "InputMasker",
     "MaskRandomness",
     "MaskSpec",
+    "MLBTrainer",
+    "MMParetoTrainer",
     "ModalityDropoutTrainer",
     "MultilossTrainer",
     "MLPFusionConfig",
     "MLPFusionForClassification",
+    "OGMGETrainer",
     "PackedFeatures",
     "SynIBConfig",
     "SynIBModelOutput",
     "SynIBNativeMixin",
     "SynIBTrainer",
     "TokenIds",
+    "UnimodalEnsembleTrainer",
     "VLMClassificationConfig",
     "VLMForSequenceClassification",
     "VLMViews",

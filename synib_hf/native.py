@@ -1,6 +1,7 @@
 """The native protocol: models whose masked views re-run only a fusion head on pooled per-modality features.
 
-A model opts in by inheriting [`SynIBNativeMixin`] and implementing five small hooks. Its `forward` then accepts a
+A model opts in by inheriting [`SynIBNativeMixin`] and implementing five small hooks (a sixth,
+`synib_encoder_parameters`, for the gradient-balancing baselines). Its `forward` then accepts a
 `synib_views` argument (a [`FeatureMasker`], passed by [`SynIBTrainer`]) and returns the masked views' logits in the
 same call, so the encoders run once per step and DDP sees a single forward.
 """
@@ -46,7 +47,9 @@ class SynIBNativeMixin:
     * `synib_input_keys` — mapping modality → the forward arguments that feed it;
     * `synib_encode(modality, inputs) -> (B, D_m)` — that modality's pooled (normalised) feature;
     * `synib_fuse(features) -> (logits (B, C), fused_hidden (B, H))` — the fusion head;
-    * `synib_unimodal_head(modality) -> nn.Module | None` and `synib_logvar_head() -> nn.Module | None`.
+    * `synib_unimodal_head(modality) -> nn.Module | None` and `synib_logvar_head() -> nn.Module | None`;
+    * optionally `synib_encoder_parameters(modality) -> list[nn.Parameter]` — the parameters that encode that modality
+      alone, which the gradient-balancing baselines (OGM-GE, MMPareto, MLB) rescale or recombine.
 
     and call `self.synib_forward(inputs, labels, synib_views)` from `forward`. Unimodal heads train with CE on detached
     features (they are instruments for learned masks, `unimodal_anchor` and synergy-subset evaluation, and must not
@@ -62,6 +65,15 @@ class SynIBNativeMixin:
     """
 
     synib_detach_unimodal_heads: bool = True
+
+    def synib_encoder_parameters(self, modality: str) -> list:
+        """The parameters that encode `modality` alone (its tower up to the pooled feature), not the fusion or unimodal
+        heads. The gradient-balancing trainers rescale or recombine exactly these gradients."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not say which parameters encode {modality!r}, which the gradient-balancing "
+            "trainers (OGM-GE, MMPareto, MLB) need: implement synib_encoder_parameters(modality) to return that "
+            "modality's encoder parameters (see synib_hf.SynIBNativeMixin)."
+        )
 
     def synib_forward(
         self,

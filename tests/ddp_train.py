@@ -1,5 +1,6 @@
-"""Trains every SynIB path for a few SGD steps and saves the parameters; run by test_distributed.py under
-`accelerate launch --multi_gpu --num_processes 2` (real 2-process DDP over gloo) and as one process."""
+"""Trains every SynIB path and every balancing baseline for a few SGD steps and saves the parameters; run by
+test_distributed.py under `accelerate launch --multi_gpu --num_processes 2` (real 2-process DDP over gloo) and as one
+process."""
 
 import json
 import os
@@ -12,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import transformers  # noqa: E402
 
+import synib_hf  # noqa: E402
 from synib_hf import SynIBConfig, SynIBTrainer  # noqa: E402
 from tiny_models import CLIPWithHead, as_dataset, image_text_rows, mlp_fusion, tiny_tokenizer, vector_xor  # noqa: E402
 from tiny_vlms import VLMRows, random_batch, tiny_vlm, tiny_vlm_tokenizer, vlm_collator  # noqa: E402
@@ -30,7 +32,26 @@ CASES = {
     "embedding-llava": dict(model=lambda: tiny_vlm("llava"), data=lambda: VLMRows(random_batch("llava", 32)),
                             extra={"answer_candidates": ["yes", "no"]}, tokenizer=tiny_vlm_tokenizer,
                             collator=vlm_collator),
+    # the balancing baselines rewrite gradients after backward: every process must apply the same change
+    "ogm_ge": dict(model=lambda: mlp_fusion(), data=lambda: as_dataset(vector_xor(32)), trainer="OGMGETrainer",
+                   extra={"synib_weight": 0.0, "ogm_alpha": 0.5}),
+    "mmpareto": dict(model=lambda: mlp_fusion(), data=lambda: as_dataset(vector_xor(32)), trainer="MMParetoTrainer",
+                     extra={"synib_weight": 0.0}),
+    "mlb": dict(model=lambda: mlp_fusion(), data=lambda: as_dataset(vector_xor(32)), trainer="MLBTrainer",
+                extra={"synib_weight": 0.0}),
+    "ensemble": dict(model=lambda: mlp_fusion(), data=lambda: as_dataset(vector_xor(32)),
+                     trainer="UnimodalEnsembleTrainer", extra={"synib_weight": 0.0}),
 }
+
+
+def rank_spread(model, world: int) -> float:
+    """Largest difference of any parameter between the processes (0 when every process applied the same updates)."""
+    if world == 1:
+        return 0.0
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    gathered = [torch.empty_like(flat) for _ in range(world)]
+    torch.distributed.all_gather(gathered, flat)
+    return max((g - gathered[0]).abs().max().item() for g in gathered)
 
 
 class StopAt(transformers.TrainerCallback):
@@ -89,22 +110,25 @@ def main(output_dir: str, global_batch: int = 8) -> None:
         model = case["model"]()
         learned = case["extra"].get("mask_type") == "learned"
         deterministic = {} if learned else {"mask_type": "full", "mask_fill": "zero"}
-        args = SynIBConfig(
+        trainer_class = getattr(synib_hf, case.get("trainer", "SynIBTrainer"))
+        args = trainer_class.args_class(
             output_dir=os.path.join(output_dir, name), report_to="none", use_cpu=True, save_strategy="no",
-            disable_tqdm=True, seed=0, synib_weight=1.0, per_device_train_batch_size=global_batch // world,
+            disable_tqdm=True, seed=0, per_device_train_batch_size=global_batch // world,
             max_steps=3, learning_rate=0.5, optim="sgd", logging_steps=1, train_sampling_strategy="sequential",
-            **{**deterministic, **case["extra"]},
+            **{"synib_weight": 1.0, **deterministic, **case["extra"]},
         )
         tokenizer = case.get("tokenizer", tiny_tokenizer if "modality_keys" in case["extra"] else lambda: None)()
-        trainer = SynIBTrainer(model=model, args=args, train_dataset=case["data"](), processing_class=tokenizer,
-                               data_collator=case.get("collator"))
+        trainer = trainer_class(model=model, args=args, train_dataset=case["data"](), processing_class=tokenizer,
+                                data_collator=case.get("collator"))
         trainer.train()
+        spread = rank_spread(trainer.accelerator.unwrap_model(trainer.model), world)
         if trainer.is_world_process_zero():
             state = {k: v.detach().cpu() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}
             torch.save(state, os.path.join(output_dir, f"{name}.pt"))
             logs = [h for h in trainer.state.log_history if "loss" in h]
             with open(os.path.join(output_dir, f"{name}.json"), "w") as f:
-                json.dump({"world_size": world, "distributed": str(trainer.args.parallel_mode), "logs": logs}, f)
+                json.dump({"world_size": world, "distributed": str(trainer.args.parallel_mode), "logs": logs,
+                           "rank_spread": spread}, f)
     # Every case has trained and rank 0 has written its files. On CPU (gloo, torch 2.13) a normal interpreter exit
     # sometimes aborts in gloo's thread teardown ("terminate called without an active exception", SIGABRT), and
     # barrier() / destroy_process_group() here sometimes hang instead: leave without running those destructors.

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from scripts_loader import load_script
@@ -9,28 +10,35 @@ from scripts_loader import load_script
 def test_quick_mode_writes_rows_table_and_plot(tmp_path):
     bench = load_script("bench_xor")
     rows = bench.main(["--quick", "--output_dir", str(tmp_path), "--mixtures", "red .95 syn .05", "--epochs", "1",
-                       "--lambdas", "1", "--methods", "ce", "dropout", "synib_random", "synib_oracle"])
-    assert [r["method"] for r in rows] == ["ce", "dropout", "synib_random", "synib_oracle"]
+                       "--lambdas", "1", "--methods", "ce", "ogm_ge", "synib_random", "synib_oracle",
+                       "--mask_fills", "shuffle", "ema_noise"])
+    assert [(r["method"], r["mask_fill"]) for r in rows] == [
+        ("ce", None), ("ogm_ge", None), ("synib_random", "shuffle"), ("synib_random", "ema_noise"),
+        ("synib_oracle", "shuffle"), ("synib_oracle", "ema_noise")]
     assert {r["model"] for r in rows} == {"authors"}
+    ogm = rows[1]
+    assert ogm["searched"] == "ogm_alpha" and sorted(ogm["grid"]) == ["0.1", "0.3", "0.8"]  # α chosen on validation
+    assert ogm["lambda"] in (0.1, 0.3, 0.8)
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert {"mixture", "method", "seed", "lambda", "overall_acc", "synergy_acc"} <= set(saved[0])
+    assert {"mixture", "method", "seed", "lambda", "overall_acc", "synergy_acc", "n_synergy_test"} <= set(saved[0])
+    assert 150 < saved[0]["n_synergy_test"] < 250  # 5 % of 4000 test examples
     table = (tmp_path / "results.md").read_text()
-    assert "| red .95 syn .05 |" in table and "(0.974/0.499)" in table  # the authors' CE numbers beside ours
+    assert "| synib_random (ema_noise) |" in table and "| ogm_ge |" in table and "chance = 0.500" in table
+    assert "| *paper: CE only (mean of 3 seeds)* | 0.499 |" in table  # the authors' numbers beside ours
+    assert f"| *synergy examples: test / train / validation (mean over seeds)* | {saved[0]['n_synergy_test']} /" in table
+    random = {r["mask_fill"]: r["synergy_acc"] for r in rows if r["method"] == "synib_random"}
+    difference = random["shuffle"] - random["ema_noise"]  # the fill comparison, paired by seed
+    assert f"| synib_random | {difference:+.3f} ± 0.000 ({int(difference > 0)}↑ {int(difference < 0)}↓ of 1) |" in table
     assert (tmp_path / "results.png").stat().st_size > 1000
 
 
 def test_synib_beats_ce_on_the_synergy_slice_by_a_wide_margin():
     """Reduced XOR (the authors' network, red .8 / syn .2, 10 epochs, 2 seeds, shuffle fill): CE-only stays near
     chance on the synergy slice (measured 0.53 / 0.50), SynIB with random masks recovers it (0.97 / 0.96)."""
-    from synib_hf.data.xor import GaussianXOR
-
     bench = load_script("bench_xor")
     gaps = []
     for seed in (0, 1):
-        generator = GaussianXOR(mixture=bench.MIXTURES["red .8 syn .2"], seed=seed)
-        splits = generator.datasets()
-        data = {name: split.remove_columns("source") for name, split in splits.items()}
-        data["source"] = splits["test"]["source"]
+        generator, data = bench.xor_data("red .8 syn .2", seed)
         ce = bench.run_one("ce", "red .8 syn .2", seed, None, 10, data, generator)
         synib = bench.run_one("synib_random", "red .8 syn .2", seed, 10.0, 10, data, generator)
         gaps.append(synib["synergy"] - ce["synergy"])
@@ -49,17 +57,31 @@ def test_render_merges_saved_runs_without_training(tmp_path):
     rows = bench.main(["--render", str(tmp_path / "a" / "results.json"), str(tmp_path / "b" / "results.json"),
                        "--output_dir", str(tmp_path / "merged")])
     assert [r["seed"] for r in rows] == [0, 1]
-    header = "mean of 2 seed(s) [0, 1], model authors, mask fill shuffle, λ chosen by val_acc"
+    assert rows[0]["mask_fill"] is None and rows[0]["n_synergy_test"] > 0  # old rows: no fill on CE, counts added
+    header = "model authors, dim 32, mean ± std over seeds [0, 1] (2 per cell); λ (SynIB) and α/γ"
     assert header in (tmp_path / "merged" / "results.md").read_text()
+    assert "| ce | 0.500 ± 0.000 |" in (tmp_path / "merged" / "results.md").read_text()
 
 
-def test_ablation_script_changes_one_option_at_a_time(tmp_path):
+def test_merge_keeps_one_copy_of_a_repeated_row_and_refuses_disagreeing_ones():
+    bench = load_script("bench_xor")
+    row = {"model": "authors", "mixture": "red .8 syn .2", "method": "ce", "seed": 0, "overall_acc": 0.9,
+           "synergy_acc": 0.5, "mask_fill": "ema_noise", "dim": 32, "n_synergy_test": 1}
+    assert len(bench.merge([row, {**row, "mask_fill": "shuffle"}])) == 1  # CE does not depend on the fill
+    assert len(bench.merge([{**row, "method": "dropout"}, {**row, "method": "dropout", "mask_fill": "shuffle"}])) == 2
+    with pytest.raises(ValueError, match="disagree"):
+        bench.merge([row, {**row, "synergy_acc": 0.6}])
+
+
+def test_ablation_script_changes_one_thing_at_a_time(tmp_path):
     ablation = load_script("bench_xor_ablation")
     rows = ablation.main(["--output_dir", str(tmp_path), "--seeds", "0", "--epochs", "1", "--variants",
-                          "authors' network", "layer-normalised features"])
-    assert [r["options"] for r in rows] == [{}, {"normalize_features": True}]
-    assert rows[0]["overall_acc"] != rows[1]["overall_acc"]  # the option reached the model
-    assert "| layer-normalised features |" in (tmp_path / "results.md").read_text()
+                          "authors' network", "layer-normalised features",
+                          "authors' network, no noise coordinates (dim 18)"])
+    assert [(r["options"], r["dim"]) for r in rows] == [({}, 32), ({"normalize_features": True}, 32), ({}, 18)]
+    assert len({r["overall_acc"] for r in rows}) == 3  # each change reached the model or the data
+    table = (tmp_path / "results.md").read_text()
+    assert "| layer-normalised features |" in table and "no noise coordinates (dim 18)" in table
 
 
 def test_benchmark_training_is_deterministic_including_the_initial_weights(tmp_path):

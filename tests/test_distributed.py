@@ -42,11 +42,13 @@ def load(directory, name):
     return torch.load(directory / f"{name}.pt"), json.loads((directory / f"{name}.json").read_text())
 
 
-@pytest.mark.parametrize("name", ["native", "generic-concatenated", "generic-sequential", "embedding-llava"])
+@pytest.mark.parametrize("name", ["native", "generic-concatenated", "generic-sequential", "embedding-llava", "ogm_ge",
+                                  "mmpareto", "mlb", "ensemble"])
 def test_two_process_ddp_matches_one_process_on_the_same_global_batch(runs, name):
     (one, one_log), (two, two_log) = (load(directory, name) for directory in runs)
     assert one_log["world_size"] == 1 and two_log["world_size"] == 2
     assert two_log["distributed"] == "ParallelMode.DISTRIBUTED"
+    assert two_log["rank_spread"] == 0.0  # both processes hold the same parameters after every change to the gradients
     for key in one:
         torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=1e-6)
     for a, b in zip(one_log["logs"], two_log["logs"], strict=True):

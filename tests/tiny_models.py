@@ -15,6 +15,7 @@ from transformers import (
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from synib_hf.models.mlp_fusion import MLPFusionConfig, MLPFusionForClassification
+from synib_hf.native import SynIBNativeMixin
 
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -177,3 +178,37 @@ def fusion_rows(n: int = 16, seed: int = 0) -> dict:
     encoded = tiny_fusion_processor()(images=images, text=texts, padding="max_length", max_length=SEQ_LEN,
                                       truncation=True, return_tensors="np")
     return {**{k: np.asarray(v) for k, v in encoded.items()}, "labels": rng.integers(0, 2, size=n).astype(np.int64)}
+
+
+class LinearFusion(SynIBNativeMixin, nn.Module):
+    """A native model small enough to reason about: linear encoders, a linear fusion head over the concatenated
+    features and linear unimodal heads, so tests can set weights that make the modalities' gradients conflict."""
+
+    synib_modalities = ("x1", "x2")
+    synib_input_keys = {"x1": ("x1",), "x2": ("x2",)}
+
+    def __init__(self, dim: int = 6, hidden: int = 4, num_labels: int = 2, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.encoders = nn.ModuleDict({m: nn.Linear(dim, hidden) for m in self.synib_modalities})
+        self.fusion = nn.Linear(2 * hidden, num_labels)
+        self.unimodal = nn.ModuleDict({m: nn.Linear(hidden, num_labels) for m in self.synib_modalities})
+
+    def synib_encode(self, modality, inputs):
+        return self.encoders[modality](inputs[modality])
+
+    def synib_fuse(self, features):
+        hidden = torch.cat([features["x1"], features["x2"]], dim=-1)
+        return self.fusion(hidden), hidden
+
+    def synib_unimodal_head(self, modality):
+        return self.unimodal[modality]
+
+    def synib_logvar_head(self):
+        return None
+
+    def synib_encoder_parameters(self, modality):
+        return list(self.encoders[modality].parameters())
+
+    def forward(self, x1=None, x2=None, labels=None, synib_views=None, output_unimodal_logits=None):
+        return self.synib_forward({"x1": x1, "x2": x2}, labels, synib_views, output_unimodal_logits)

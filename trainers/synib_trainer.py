@@ -69,6 +69,7 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
     """
 
     _tag_names = ["synib", "multimodal"]
+    args_class = SynIBConfig  # the arguments it takes (the balancing trainers take BalancingConfig)
 
     def __init__(
         self, model=None, args: Optional[SynIBConfig] = None, processing_class=None, peft_config=None, **kwargs

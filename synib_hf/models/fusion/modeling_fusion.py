@@ -157,6 +157,12 @@ class FusionForSequenceClassification(SynIBNativeMixin, VerifiedLoadingMixin, Pr
     def synib_logvar_head(self):
         return self.logvar
 
+    def synib_encoder_parameters(self, modality: str) -> list:
+        towers = {"image": (self.vision_model, self.vision_projection), "text": (self.text_model, self.text_projection)}
+        if modality not in towers:
+            raise ValueError(f"{type(self).__name__} has the modalities {list(towers)}, not {modality!r}.")
+        return [p for module in towers[modality] for p in module.parameters()]
+
     def forward(
         self,
         pixel_values: Optional[torch.Tensor] = None,

@@ -83,6 +83,9 @@ class MLPFusionForClassification(SynIBNativeMixin, VerifiedLoadingMixin, PreTrai
     def synib_logvar_head(self):
         return self.logvar
 
+    def synib_encoder_parameters(self, modality: str) -> list:
+        return list(self.encoders[modality].parameters())
+
     def forward(
         self, labels: Optional[torch.Tensor] = None, synib_views=None, output_unimodal_logits: Optional[bool] = None,
         **inputs,
