@@ -24,19 +24,25 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, beside this script
 
+import bench_common  # noqa: E402
+
 
 RECIPE = "easy_vqa_minilm_lora"
 NATURAL = 1.0  # --rates value that keeps the natural yes/no share (about 74 %)
-# name → (a trainer exported by synib_hf, SynIBConfig overrides); λ is searched where synib_weight is unset. A
-# balancing baseline joins with one line, e.g. "ogm_ge": ("OGMGETrainer", {...}).
+# name → (a trainer exported by synib_hf, its arguments, the argument searched on validation or None): SynIB's
+# methods with each fill, and the balancing baselines of the shared method table (bench_common) with their grids.
 METHODS = {
-    "ce": ("SynIBTrainer", {"synib_weight": 0.0}),
+    "ce": ("SynIBTrainer", {"synib_weight": 0.0}, None),
     "dropout": ("ModalityDropoutTrainer", {"synib_weight": 1.0, "mask_type": "random", "mask_ratio": 0.3,
-                                           "mask_fill": "shuffle"}),
-    "synib_random_ema_noise": ("SynIBTrainer", {"mask_type": "random", "mask_ratio": 0.3, "mask_fill": "ema_noise"}),
-    "synib_random_shuffle": ("SynIBTrainer", {"mask_type": "random", "mask_ratio": 0.3, "mask_fill": "shuffle"}),
-    "synib_learned": ("SynIBTrainer", {"mask_type": "learned", "mask_fill": "shuffle"}),
+                                           "mask_fill": "shuffle"}, None),
+    "synib_random_ema_noise": ("SynIBTrainer", {"mask_type": "random", "mask_ratio": 0.3, "mask_fill": "ema_noise"},
+                               "synib_weight"),
+    "synib_random_shuffle": ("SynIBTrainer", {"mask_type": "random", "mask_ratio": 0.3, "mask_fill": "shuffle"},
+                             "synib_weight"),
+    "synib_learned": ("SynIBTrainer", {"mask_type": "learned", "mask_fill": "shuffle"}, "synib_weight"),
+    **{name: bench_common.METHODS[name] for name in ("ensemble", "multiloss", "ogm_ge", "mmpareto", "mlb")},
 }
+ISSUE_14_METHODS = ["ce", "dropout", "synib_random_ema_noise", "synib_random_shuffle", "synib_learned"]
 QUICK = dict(rates=[0.2], seeds=[0], lambdas=[1.0], epochs=3, train_questions=800, validation_questions=150,
              test_questions=600, swapped_questions=300, learning_rate=3e-3)
 FULL = dict(rates=[0.05, 0.2, NATURAL], seeds=[0, 1, 2], lambdas=[0.3, 3.0], epochs=4, train_questions=1600,
@@ -51,7 +57,9 @@ def make_parser() -> argparse.ArgumentParser:
                         help="do not train: merge these results.json files and write the table and plot")
     parser.add_argument("--rates", nargs="+", type=float, default=None,
                         help=f"training yes/no shares; {NATURAL} keeps the natural share (full run: {FULL['rates']})")
-    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=ISSUE_14_METHODS,
+                        help="default: CE, dropout and the SynIB methods; add ensemble multiloss ogm_ge mmpareto mlb "
+                        "for the balancing baselines")
     for name in ("seeds", "lambdas"):
         parser.add_argument(f"--{name}", nargs="+", type=int if name == "seeds" else float, default=None,
                             help=f"full run: {FULL[name]}")
@@ -198,25 +206,26 @@ def train_one(method, weight, seed, settings, cached, model_args, training_args,
     from transformers import PrinterCallback, default_data_collator, set_seed
 
     import synib_hf
-    from synib_hf import SynIBConfig, lora_config_for, predicted_classes
+    from synib_hf import lora_config_for, predicted_classes
     from synib_hf.cli.train import build_pretrained
 
-    trainer_name, overrides = METHODS[method]
-    overrides = {**overrides, **({"synib_weight": weight} if weight is not None else {})}
+    trainer_name, overrides, searched = METHODS[method]
+    overrides = {**overrides, **({searched: weight} if searched is not None else {})}
+    trainer_class = getattr(synib_hf, trainer_name)
     set_seed(seed)  # the initial weights of the vision tower and the heads
     model, _ = build_pretrained(model_args, num_labels=13)
     peft_config = lora_config_for(model, r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
                                   lora_dropout=model_args.lora_dropout, towers=("text",), trained_in_full=("vision",),
                                   layers=model_args.lora_layers)
     with tempfile.TemporaryDirectory(prefix="bench-easy-vqa-") as scratch:
-        args = SynIBConfig(
+        args = trainer_class.args_class(
             output_dir=scratch, learning_rate=settings["learning_rate"], weight_decay=training_args.weight_decay,
             num_train_epochs=settings["epochs"], per_device_train_batch_size=training_args.per_device_train_batch_size,
             per_device_eval_batch_size=512, seed=seed, report_to="none", save_strategy="no", eval_strategy="no",
             logging_strategy="no", disable_tqdm=True, dataloader_pin_memory=False, use_cpu=True, **overrides,
         )
-        trainer = getattr(synib_hf, trainer_name)(model=model, args=args, train_dataset=cached["train"],
-                                                  data_collator=default_data_collator, peft_config=peft_config)
+        trainer = trainer_class(model=model, args=args, train_dataset=cached["train"],
+                                data_collator=default_data_collator, peft_config=peft_config)
         trainer.remove_callback(PrinterCallback)
         trainer.train()
 
@@ -262,15 +271,18 @@ def run(args) -> list:
             reference = {f"unimodal_{m}": scores(p, cached["test"]) for m, p in unimodal.items()}
             for method in args.methods:
                 start = time.time()
-                grid = settings["lambdas"] if "synib_weight" not in METHODS[method][1] else [None]
+                searched = METHODS[method][2]
+                grid = ([None] if searched is None else settings["lambdas"] if searched == "synib_weight"
+                        else bench_common.GRIDS[searched])
                 grid = [chosen_lambda[(rate, method)]] if (rate, method) in chosen_lambda else grid
                 runs = {str(w): train_one(method, w, seed, settings, cached, model_args, training_args, unimodal)
                         for w in grid}
                 chosen = max(runs, key=lambda w: runs[w]["val_acc"])  # ties: the first (smallest) λ
                 chosen_lambda[(rate, method)] = None if chosen == "None" else float(chosen)
                 row = {"rate": rate, "method": method, "seed": seed, "train_yes_no": int(
-                    (cached["train"].question_type == 0).sum()), "lambda": float(chosen) if chosen != "None" else
-                    METHODS[method][1]["synib_weight"], **runs[chosen], **reference, "grid": runs,
+                    (cached["train"].question_type == 0).sum()), "searched": searched,
+                    "lambda": float(chosen) if chosen != "None" else METHODS[method][1].get("synib_weight"),
+                    **runs[chosen], **reference, "grid": runs,
                     "seconds": round(time.time() - start, 1),
                     "settings": {k: v for k, v in settings.items() if k not in ("rates", "seeds")}}
                 rows.append(row)
@@ -303,8 +315,9 @@ def markdown(rows) -> str:
         f"easy-VQA, the `{RECIPE}` recipe's model (pretrained all-MiniLM-L6-v2 + LoRA, a ResNet trained from "
         f"scratch), {settings['train_questions']} training questions, {settings['epochs']} epochs, test "
         f"{settings['test_questions']} questions at the natural yes/no share; learning rate "
-        f"{settings['learning_rate']}; mean ± std over seeds {seeds}; λ from {settings['lambdas']} by validation "
-        f"accuracy at seed {seeds[0]}, kept for the other seeds.",
+        f"{settings['learning_rate']}; mean ± std over seeds {seeds}; SynIB's λ from {settings['lambdas']} (the "
+        f"baselines' α/γ from bench_common.GRIDS) by validation accuracy at seed {seeds[0]}, kept for the other "
+        "seeds.",
         "",
         "**Ground-truth synergy slice: yes/no questions with each question's prior taken out** (per question, the "
         "mean of the accuracy on its yes and on its no answers; anything that ignores the image scores at most 0.5)",

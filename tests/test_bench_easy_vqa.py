@@ -7,15 +7,17 @@ def test_smoke_run_writes_every_method_with_both_fills_and_the_three_slices(tmp_
     bench = load_script("bench_easy_vqa")
     rows = bench.main(["--output_dir", str(tmp_path), "--rates", "0.2", "--seeds", "0", "1", "--lambdas", "0.3", "3",
                        "--epochs", "1", "--train_questions", "48", "--validation_questions", "16",
-                       "--test_questions", "64", "--swapped_questions", "32"])
-    assert [r["method"] for r in rows] == list(bench.METHODS) * 2
+                       "--test_questions", "64", "--swapped_questions", "32",
+                       "--methods", *bench.ISSUE_14_METHODS, "ogm_ge"])
+    assert [r["method"] for r in rows] == [*bench.ISSUE_14_METHODS, "ogm_ge"] * 2
     for row in rows:
         assert row["train_yes_no"] == round(0.2 * 48)
         assert 0 <= row["yes_no_balanced_acc"] <= 1 and 0 <= row["synergy_chance"] <= 1
-        searched = "synib_weight" not in bench.METHODS[row["method"]][1] and row["seed"] == 0
-        assert len(row["grid"]) == (2 if searched else 1)  # λ chosen at the first seed, kept for the others
+        searched = bench.METHODS[row["method"]][2]
+        sizes = {None: 1, "synib_weight": 2, "ogm_alpha": 3}  # OGM-GE's α grid from the shared method table
+        assert len(row["grid"]) == (sizes[searched] if row["seed"] == 0 else 1)  # chosen at the first seed, kept
         first = next(r for r in rows if r["method"] == row["method"])
-        assert row["lambda"] == first["lambda"] and first["lambda"] in (0.3, 3.0, 0.0, 1.0)
+        assert row["lambda"] == first["lambda"]
         assert row["val_acc"] == max(run["val_acc"] for run in row["grid"].values())
     assert json.loads((tmp_path / "results.json").read_text())[0]["rate"] == 0.2
     table = (tmp_path / "results.md").read_text()
