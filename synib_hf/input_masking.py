@@ -87,7 +87,7 @@ class InputMasker:
             axis = FEATURE_AXIS[kind]
             self.fill.observe(key, value, training, axis)
             replaced = self._replaced(key, kind, value)
-            view[key] = torch.where(replaced, self.fill(key, value, axis), value)
+            view[key] = torch.where(replaced, self.fill(key, value, axis, training), value)
             if kind == "sequence":
                 replaced_positions[key] = replaced.expand(value.shape[:2] + (1,))[..., 0]  # (B, T)
             elif kind == "spectrogram":

@@ -80,15 +80,12 @@ class MaskRandomness:
 
     def derangement(self, batch_size: int, like: torch.Tensor) -> torch.Tensor:
         """A permutation of the batch with no fixed point (a random cyclic shift): every row gets another row."""
-        if batch_size < 2:
-            raise ValueError(
-                "mask_fill='shuffle' takes each fill from another example of the batch, so it needs batches of at "
-                "least 2 examples, and this one has 1 (often the last batch of an epoch or of the evaluation set): "
-                "set dataloader_drop_last=True, make the data set size a multiple of the batch size, use a larger "
-                "per-device batch size, or mask_fill='ema_noise'."
-            )
         shift = torch.randint(1, batch_size, (1,), generator=self.generator(like.device), device=like.device)
         return (torch.arange(batch_size, device=like.device) + shift) % batch_size
+
+    def index(self, size: int, like: torch.Tensor) -> torch.Tensor:
+        """One random row index in `[0, size)`, shape `(1,)`."""
+        return torch.randint(0, size, (1,), generator=self.generator(like.device), device=like.device)
 
     def state_dict(self) -> dict:
         """The generators' states by device (CPU tensors), for checkpoints."""
@@ -161,13 +158,18 @@ class FillStatistics:
 
 
 class Filler:
-    """Draws the fill ε that replaces masked values: `ema_noise`, `shuffle` or `zero`."""
+    """Draws the fill ε that replaces masked values: `ema_noise`, `shuffle` or `zero`.
+
+    `shuffle` takes each example's fill from another example of its batch; a batch of one (the last of an epoch or
+    of an evaluation set) takes it from a random example of the previous batch of the same mode.
+    """
 
     def __init__(self, spec: MaskSpec, randomness: MaskRandomness):
         self.kind = spec.mask_fill
         self.randomness = randomness
         self.statistics = FillStatistics(decay=spec.fill_ema_decay)
         self._warned_constant = set()
+        self._previous = {}  # (name, training) → the previous clean batch: donors for a batch of one
 
     def observe(self, name: str, clean: torch.Tensor, training: bool, axis: int = 1) -> None:
         """Feed clean values to the EMA statistics (training steps only)."""
@@ -183,12 +185,24 @@ class Filler:
                     stacklevel=2,
                 )
 
-    def __call__(self, name: str, clean: torch.Tensor, axis: int = 1) -> torch.Tensor:
+    def __call__(self, name: str, clean: torch.Tensor, axis: int = 1, training: bool = True) -> torch.Tensor:
         """A fill of the shape and dtype of `clean`, carrying no gradient."""
         if self.kind == "zero":
             return torch.zeros_like(clean)
         if self.kind == "shuffle":
-            return clean.detach()[self.randomness.derangement(clean.shape[0], clean)]
+            clean = clean.detach()
+            previous = self._previous.get((name, training))
+            self._previous[(name, training)] = clean
+            if clean.shape[0] > 1:
+                return clean[self.randomness.derangement(clean.shape[0], clean)]
+            if previous is None or previous.shape[1:] != clean.shape[1:]:
+                raise ValueError(
+                    f"mask_fill='shuffle' fills {name!r} from another example, and this batch has one example and no "
+                    "earlier batch of the same shape to take it from (the first batch after a start or resume, or "
+                    "inputs padded to another length): use batches of at least 2 examples, pad inputs to a fixed "
+                    "length, or set mask_fill='ema_noise'."
+                )
+            return previous[self.randomness.index(previous.shape[0], clean)].to(clean.dtype)
         mean, var = self.statistics.moments(name, clean, axis)
         noise = self.randomness.randn(clean.shape, clean)
         return (mean + var.sqrt() * noise).to(clean.dtype)
@@ -238,7 +252,7 @@ class FeatureMasker:
                 masked[modality] = encoded.detach() if spec.detach_masked_features else encoded
                 continue
             self.fill.observe(modality, clean, model.training)
-            fill = self.fill(modality, clean)
+            fill = self.fill(modality, clean, training=model.training)
             if spec.mask_type == "full":
                 masked[modality] = fill
             elif spec.mask_type == "random":

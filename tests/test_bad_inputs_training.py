@@ -129,8 +129,10 @@ def error_cases():
     def shuffle_with_batches_of_one(tmp_path):
         train(tmp_path, modality_keys=AB, mask_fill="shuffle", per_device_train_batch_size=1)
 
-    def shuffle_meets_a_last_batch_of_one(tmp_path):
-        train(tmp_path, data=rows(n=5), modality_keys=AB, mask_fill="shuffle", max_steps=-1, num_train_epochs=1)
+    def shuffle_starts_with_a_batch_of_one(tmp_path):
+        from synib_hf.masking import Filler, MaskRandomness, MaskSpec
+
+        Filler(MaskSpec(mask_fill="shuffle"), MaskRandomness(0))("x1", torch.ones(1, 4))
 
     def regression_head_with_kl(tmp_path):
         train(tmp_path, Heads(num_outputs=1), modality_keys=AB)
@@ -194,7 +196,8 @@ def error_cases():
         "attention-mask-without-partner": (orphan_attention_mask, "'extra_attention_mask' .* must follow the positions"),
         "oracle-coordinate-out-of-range": (oracle_out_of_range, r"oracle_coordinates\['a'\] must be indices in \[0, 2\]"),
         "shuffle-with-batches-of-one": (shuffle_with_batches_of_one, "per_device_train_batch_size must be at least 2"),
-        "shuffle-meets-a-last-batch-of-one": (shuffle_meets_a_last_batch_of_one, "set dataloader_drop_last=True"),
+        "shuffle-starts-with-a-batch-of-one": (shuffle_starts_with_a_batch_of_one,
+                                               "this batch has one example and no earlier batch"),
         "regression-head-with-kl-uniform": (regression_head_with_kl, "is a regression head .* synib_penalty='gaussian'"),
         "integer-multi-label-targets": (integer_multilabel_targets, r"multi-label targets must be floats"),
         "multi-label-targets-of-the-wrong-width": (multilabel_width, r"needs targets of shape \(4, 2\), got \(4, 3\)"),
@@ -254,6 +257,21 @@ def test_a_batch_of_only_ignored_rows_costs_nothing(tmp_path):
     assert trainer.state.log_history[0]["loss"] == 0.0
     assert all(torch.equal(before[k], v) for k, v in model.named_parameters())
     assert "synib/penalty_x1" not in trainer.state.log_history[0]  # no row counted: no mean to log
+
+
+def test_shuffle_fills_a_last_batch_of_one_from_the_previous_batch(tmp_path):
+    """An epoch (or evaluation set) ending in a batch of one trains (evaluates): its fill is an example of the batch
+    before, never itself."""
+    from synib_hf.masking import Filler, MaskRandomness, MaskSpec
+
+    filler = Filler(MaskSpec(mask_fill="shuffle"), MaskRandomness(0))
+    previous = torch.arange(12.0).view(3, 4)
+    filler("x1", previous)
+    fill = filler("x1", torch.full((1, 4), -1.0))
+    assert any(torch.equal(fill[0], row) for row in previous)
+    trainer = train(tmp_path, data=rows(n=5), modality_keys=AB, mask_fill="shuffle", max_steps=-1,
+                    num_train_epochs=1, train_sampling_strategy="sequential")
+    assert trainer.state.global_step == 2  # batches of 4 and 1
 
 
 def test_ema_noise_with_batches_of_one_warns_then_builds_a_variance(tmp_path):

@@ -89,7 +89,7 @@ def test_shuffle_takes_values_from_other_examples():
     x = torch.arange(6.0)[:, None].expand(6, 4).contiguous()
     view = InputMasker(MaskSpec(mask_type="full", mask_fill="shuffle"), MaskRandomness(0))({"v": x}, ["v"], True)["v"]
     assert (view[:, 0] != x[:, 0]).all() and sorted(view[:, 0].tolist()) == x[:, 0].tolist()
-    with pytest.raises(ValueError, match="at least 2 examples"):
+    with pytest.raises(ValueError, match="this batch has one example and no earlier batch"):
         InputMasker(MaskSpec(mask_type="full", mask_fill="shuffle"), MaskRandomness(0))({"v": x[:1]}, ["v"], True)
 
 

@@ -19,7 +19,7 @@ from .checkpoints import last_complete_checkpoint, load_converted, load_synib_st
 from .embedding_path import EmbeddingPath, is_vision_language_model
 from .paths import GenericPath, NativePath, valid_mean
 from .preflight import check_attended, check_first_batch, first_training_batch, set_find_unused_parameters
-from .synib_config import SynIBConfig, check_path_fields
+from .synib_config import SynIBConfig, check_path_fields, resolved_mask_fill
 
 
 class SynIBTrainer(SynIBCardMixin, Trainer):
@@ -90,13 +90,15 @@ class SynIBTrainer(SynIBCardMixin, Trainer):
         self._plain_loss_is_scaled_for_ga = self.loss_is_scaled_for_ga
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
         self._randomness = MaskRandomness(seed=args.seed + self.accelerator.process_index)
-        spec = MaskSpec(**{f.name: getattr(args, f.name) for f in fields(MaskSpec)})
         core = self.core_model()
         self.is_native = self._choose_path(core)
-        if self.is_native:
+        path = "native" if self.is_native else "embedding" if self._uses_embedding_path(core) else "generic"
+        self.mask_fill = resolved_mask_fill(args, path)
+        spec = MaskSpec(**{f.name: getattr(args, f.name) for f in fields(MaskSpec)} | {"mask_fill": self.mask_fill})
+        if path == "native":
             self._path = NativePath(self, core, spec, self._randomness)
             self.masked_modalities = self._path.masked_modalities
-        elif self._uses_embedding_path(core):
+        elif path == "embedding":
             self._path = EmbeddingPath(self, core, spec, self._randomness, processing_class)
             self.masked_modalities = self._path.masked_modalities
         else:
