@@ -53,6 +53,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", default="docs/benchmarks/easy_vqa")
     parser.add_argument("--quick", action="store_true", help=f"one rate, one seed, one λ, small splits: {QUICK}")
+    parser.add_argument("--chosen_from", default=None, metavar="RESULTS_JSON",
+                        help="take each (rate, method)'s λ/α from an earlier run's results (its first seed's choice) "
+                             "instead of searching again: adds seeds to a run under the same selection protocol")
     parser.add_argument("--render", nargs="+", default=None, metavar="RESULTS_JSON",
                         help="do not train: merge these results.json files and write the table and plot")
     parser.add_argument("--rates", nargs="+", type=float, default=None,
@@ -260,6 +263,13 @@ def run(args) -> list:
     text_features = frozen_text_features(text_path, tokens)
     image_processor = ViTImageProcessorPil(size={"height": model_args.image_size, "width": model_args.image_size})
     images, rows, chosen_lambda = {}, [], {}
+    if args.chosen_from:
+        earlier = json.load(open(args.chosen_from))
+        for row in sorted(earlier, key=lambda r: r["seed"], reverse=True):  # the first seed's choice wins
+            searched = METHODS[row["method"]][2]
+            if searched is not None:
+                chosen_lambda[(row["rate"], row["method"])] = row["lambda"] if searched == "synib_weight" \
+                    else float(max(row["grid"], key=lambda w: row["grid"][w]["val_acc"]))
     for rate in settings["rates"]:
         for seed in settings["seeds"]:
             data = load_easy_vqa(synergy_rate=None if rate == NATURAL else rate,
