@@ -244,6 +244,13 @@ class EmbeddingMasker:
         return kwargs
 
     def _donors(self, where: torch.Tensor, block: torch.Tensor) -> _Donors:
+        if where.shape[0] < 2:
+            raise ValueError(
+                "mask_fill='shuffle' on the embedding path fills each example's masked positions from another example "
+                "of its batch, and this batch has one example (the last of an epoch or of an evaluation set?): set "
+                "dataloader_drop_last=True and an evaluation set whose size the evaluation batch divides, or use "
+                "mask_fill='ema_noise' (this path's default)."
+            )
         index = _row_major_index(where)  # (B, K)
         permutation = self.randomness.derangement(where.shape[0], block)  # (B,)
         rows = torch.arange(where.shape[0], device=where.device)[:, None].expand_as(index)

@@ -129,6 +129,9 @@ def error_cases():
     def shuffle_with_batches_of_one(tmp_path):
         train(tmp_path, modality_keys=AB, mask_fill="shuffle", per_device_train_batch_size=1)
 
+    def shuffle_with_eval_batches_of_one(tmp_path):
+        train(tmp_path, modality_keys=AB, mask_fill="shuffle", per_device_eval_batch_size=1)
+
     def shuffle_starts_with_a_batch_of_one(tmp_path):
         from synib_hf.masking import Filler, MaskRandomness, MaskSpec
 
@@ -196,6 +199,8 @@ def error_cases():
         "attention-mask-without-partner": (orphan_attention_mask, "'extra_attention_mask' .* must follow the positions"),
         "oracle-coordinate-out-of-range": (oracle_out_of_range, r"oracle_coordinates\['a'\] must be indices in \[0, 2\]"),
         "shuffle-with-batches-of-one": (shuffle_with_batches_of_one, "per_device_train_batch_size must be at least 2"),
+        "shuffle-with-eval-batches-of-one": (shuffle_with_eval_batches_of_one,
+                                             "per_device_eval_batch_size must be at least 2 .* eval_masked_views=False"),
         "shuffle-starts-with-a-batch-of-one": (shuffle_starts_with_a_batch_of_one,
                                                "this batch has one example and no earlier batch"),
         "regression-head-with-kl-uniform": (regression_head_with_kl, "is a regression head .* synib_penalty='gaussian'"),

@@ -199,3 +199,10 @@ def test_shuffle_and_random_masks_run_on_every_view():
     assert readout.replaced["text"].sum() < batch["synib_text_mask"].sum()  # a random subset of the text mask
     assert not bool((readout.replaced["text"] & ~batch["synib_text_mask"].bool()).any())
     assert readout.classes.tolist() == [VOCAB[a] == CANDIDATE_IDS[1] for a in ("yes", "no", "yes", "no")]
+
+
+def test_shuffle_on_a_batch_of_one_is_a_clear_error():
+    batch = random_batch("smolvlm", 1, text_mask=True)
+    with pytest.raises(ValueError, match="mask_fill='shuffle' on the embedding path .* this batch has one example"):
+        read("smolvlm", batch, mask_type="random", mask_ratio=0.5, mask_fill="shuffle")
+    read("smolvlm", batch, mask_type="random", mask_ratio=0.5, mask_fill="ema_noise")  # the path's default runs

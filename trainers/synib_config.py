@@ -338,15 +338,21 @@ def resolved_mask_fill(args: SynIBConfig, path: str) -> str:
     """The fill a path uses: `mask_fill`, with 'auto' read as 'shuffle' (native, generic) or 'ema_noise' (embedding).
 
     Raises:
-        ValueError: 'shuffle' with training batches of one, while views are trained.
+        ValueError: 'shuffle' with batches of one where views run: training batches while views are trained,
+            evaluation batches while they are evaluated.
     """
     fill = args.mask_fill if args.mask_fill != "auto" else ("ema_noise" if path == "embedding" else "shuffle")
-    if fill == "shuffle" and args.synib_weight > 0 and args.per_device_train_batch_size < 2:
-        raise ValueError(
-            f"mask_fill={args.mask_fill!r} fills each example from another of its batch (shuffle), so "
-            f"per_device_train_batch_size must be at least 2 (it is {args.per_device_train_batch_size}); or set "
-            "mask_fill='ema_noise'."
-        )
+    if fill != "shuffle":
+        return fill
+    eval_views = args.synib_weight > 0 if args.eval_masked_views is None else args.eval_masked_views
+    for name, views_run in (("per_device_train_batch_size", args.synib_weight > 0),
+                            ("per_device_eval_batch_size", eval_views)):
+        if views_run and getattr(args, name) < 2:
+            raise ValueError(
+                f"mask_fill={args.mask_fill!r} fills each example from another of its batch (shuffle), so {name} "
+                f"must be at least 2 (it is {getattr(args, name)}); or set mask_fill='ema_noise'"
+                + (", or eval_masked_views=False." if name == "per_device_eval_batch_size" else ".")
+            )
     return fill
 
 
