@@ -136,3 +136,11 @@ def test_two_process_training_makes_one_tokenizer_and_writes_each_file_once(tmp_
     assert sorted(map(tuple, ranks[0]["saves"])) == [("adapter", "model/adapter"), ("model", "model"),
                                                       ("processor", "model"), ("processor", "model")]
     assert (tmp_path / "model" / "test_results.json").exists() and (tmp_path / "model" / "README.md").exists()
+
+
+def test_list_options_take_every_value_and_the_recipe_may_follow(tmp_path):
+    argv = ["--masked_modalities", "text", "image", "--report_to", "none", "tiny", "--output_dir", str(tmp_path)]
+    _, _, args = train_cli.parse(argv)
+    assert args.masked_modalities == ["text", "image"]
+    _, _, args = train_cli.parse(["tiny", "--masked_modalities", "image", "--output_dir", str(tmp_path)])
+    assert args.masked_modalities == ["image"]

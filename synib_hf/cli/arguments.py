@@ -71,6 +71,8 @@ def expand_recipe(parser: HfArgumentParser, argv=None) -> list:
     argv = list(sys.argv[1:] if argv is None else argv)
     flags = {option for action in parser._actions for option in action.option_strings}
     takes_value = {option for action in parser._actions if action.nargs != 0 for option in action.option_strings}
+    takes_values = {option for action in parser._actions if action.nargs in ("+", "*")
+                    for option in action.option_strings}
     positional, rest, index = [], [], 0
     while index < len(argv):
         token = argv[index]
@@ -81,6 +83,10 @@ def expand_recipe(parser: HfArgumentParser, argv=None) -> list:
             if token in takes_value and rest_of is not None and not rest_of.startswith("--"):
                 rest.append(rest_of)
                 index += 1
+                # a list option (masked_modalities, report_to, ...) takes every value up to the next option
+                while token in takes_values and index + 1 < len(argv) and not argv[index + 1].startswith("-"):
+                    rest.append(argv[index + 1])
+                    index += 1
         elif token.startswith("-"):
             rest.append(token)
         else:
