@@ -263,3 +263,11 @@ def test_clear_errors_at_construction(tmp_path):
     frozen.encoders["x2"].requires_grad_(False)
     with pytest.raises(ValueError, match=r"no trainable parameters for \['x2'\]"):
         OGMGETrainer(model=frozen, args=balancing_args(tmp_path))
+
+
+def test_cards_record_the_baselines_own_settings(tmp_path):
+    from synib_hf import BalancingConfig
+    from synib_hf.trainers.synib_config import synib_changes
+
+    args = BalancingConfig(output_dir=str(tmp_path), ogm_alpha=0.8, mlb_alpha=3.0, use_cpu=True)
+    assert synib_changes(args) == {"ogm_alpha": 0.8, "mlb_alpha": 3.0}  # not synib_weight, which is 0 by default

@@ -357,10 +357,11 @@ def resolved_mask_fill(args: SynIBConfig, path: str) -> str:
 
 
 def synib_changes(args: SynIBConfig) -> dict:
-    """The SynIB fields (not the TrainingArguments ones) whose value differs from the default, for model cards."""
+    """The fields of the config's own class (SynIB's, and a subclass's such as the balancing baselines'; not the
+    TrainingArguments ones) whose value differs from that class's default, for model cards."""
     inherited = {f.name for f in fields(TrainingArguments)}
     changed = {}
-    for f in fields(SynIBConfig):
+    for f in fields(type(args)):
         if f.name in inherited:
             continue
         default = f.default_factory() if f.default_factory is not MISSING else f.default
