@@ -271,3 +271,23 @@ def test_cards_record_the_baselines_own_settings(tmp_path):
 
     args = BalancingConfig(output_dir=str(tmp_path), ogm_alpha=0.8, mlb_alpha=3.0, use_cpu=True)
     assert synib_changes(args) == {"ogm_alpha": 0.8, "mlb_alpha": 3.0}  # not synib_weight, which is 0 by default
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_ddp_probe_step_changes_nothing_of_the_run(tmp_path, method):
+    import random
+
+    trainer_class, extra = METHODS[method]
+    model = mlp_fusion()
+    model.register_buffer("forward_calls", torch.zeros(()))  # stands for BatchNorm running statistics
+    model.register_forward_pre_hook(lambda module, args: module.forward_calls.add_(1) and None)
+    trainer = trainer_class(model=model, args=balancing_args(tmp_path, **extra), train_dataset=as_dataset(vector_xor(16)))
+    before = (random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state(), params(model))
+    unused = trainer._unused_parameters()
+    assert model.forward_calls.item() == 0  # the probe ran forwards, and its buffer updates were put back
+    assert random.getstate() == before[0] and np.array_equal(np.random.get_state()[1], before[1])
+    assert torch.equal(torch.get_rng_state(), before[2])
+    assert all(p.grad is None for p in model.parameters())
+    for key, value in params(model).items():
+        torch.testing.assert_close(value, before[3][key], rtol=0, atol=0)
+    assert not any(name.startswith(("encoders.", "unimodal.")) for name in unused)  # every method trains these

@@ -15,7 +15,7 @@ from synib_hf.balancing import gradient_noise, mlb_coefficients, ogm_coefficient
 from synib_hf.tasks import classification_loss, classification_task
 
 from .balancing_config import BalancingConfig
-from .preflight import first_training_batch
+from .preflight import first_training_batch, unused_in_probe
 from .synib_trainer import SynIBTrainer
 
 
@@ -101,19 +101,10 @@ class BalancingTrainer(SynIBTrainer):
 
     def _unused_parameters(self) -> set:
         """The trainable parameters one probe step of this objective leaves without gradient (the ensemble's fusion
-        head; a logvar head no baseline reads), on the first training batch; nothing of the run is changed."""
+        head; a logvar head no baseline reads), on the first training batch; nothing of the run is changed (random
+        states, buffers, gradients, metrics: `unused_in_probe`)."""
         batch = first_training_batch(self)
-        model = self.model
-        was_training = model.training
-        model.train()
-        self.current_gradient_accumulation_steps = getattr(self, "current_gradient_accumulation_steps", 1)
-        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=devices), self.compute_loss_context_manager():
-            self.compute_loss(model, batch).backward()
-        unused = {name for name, p in model.named_parameters() if p.requires_grad and p.grad is None}
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
-        self._metrics["train"].clear()
+        unused = unused_in_probe(self, [lambda model: self.compute_loss(model, batch)])
         self._scores = self._gradients = None
         return unused
 

@@ -74,29 +74,41 @@ def set_find_unused_parameters(trainer, batch: dict) -> None:
     handler = trainer.accelerator.ddp_handler
     if handler is None:
         return
-    model, state = trainer.model, copy.deepcopy(trainer.synib_state_dict())
-    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()}  # e.g. BatchNorm running statistics
-    trainer.current_gradient_accumulation_steps = getattr(trainer, "current_gradient_accumulation_steps", 1)
+    state = copy.deepcopy(trainer.synib_state_dict())
     own = getattr(trainer._path, "extra_columns", ())  # SynIB's own columns are not model inputs
     plain_batch = {k: v for k, v in batch.items() if k not in own}
     plain_steps = not (trainer.args.synib_start_step == 0 and trainer.args.synib_end_step is None)
+    losses = [lambda model: trainer.synib_loss(model, batch, "train", trainer.args.synib_weight)[0]]
+    if plain_steps:  # a warm-up or end window: steps without the views train other parameters
+        losses.append(lambda model: Trainer.compute_loss(trainer, model, plain_batch))
+    unused = unused_in_probe(trainer, losses)
+    trainer.load_synib_state_dict(state)
+    handler.find_unused_parameters = bool(unused)
+
+
+def unused_in_probe(trainer, losses) -> set:
+    """The trainable parameters that one backward of each loss (a callable of the model, in training mode) leaves
+    without gradient. Random states (Python, NumPy, torch), module buffers (e.g. BatchNorm running statistics),
+    gradients, the training mode and the logged training metrics are as they were afterwards."""
+    model = trainer.model
+    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    trainer.current_gradient_accumulation_steps = getattr(trainer, "current_gradient_accumulation_steps", 1)
     unused = set()
     was_training = model.training
     model.train()
-    with preserved_rng(), trainer.compute_loss_context_manager():
-        for synib_step in {True, plain_steps}:
-            loss = (trainer.synib_loss(model, batch, "train", trainer.args.synib_weight)[0] if synib_step
-                    else Trainer.compute_loss(trainer, model, plain_batch))
-            loss.backward()
-            unused |= {n for n, p in model.named_parameters() if p.requires_grad and p.grad is None}
-            model.zero_grad(set_to_none=True)
-    model.train(was_training)
-    with torch.no_grad():
-        for name, buffer in model.named_buffers():
-            buffer.copy_(buffers[name])
-    trainer.load_synib_state_dict(state)
-    trainer._metrics["train"].clear()
-    handler.find_unused_parameters = bool(unused)
+    try:
+        with preserved_rng(), trainer.compute_loss_context_manager():
+            for loss in losses:
+                loss(model).backward()
+                unused |= {n for n, p in model.named_parameters() if p.requires_grad and p.grad is None}
+                model.zero_grad(set_to_none=True)
+    finally:
+        model.train(was_training)
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                buffer.copy_(buffers[name])
+        trainer._metrics["train"].clear()
+    return unused
 
 
 def check_attended(inputs: dict) -> None:
