@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,26 @@ def test_vlm_classifier_pushes_and_loads_by_repo_id(hub, tmp_path):
     result = run(["-c", VLM_ROUND_TRIP.format(tests=str(HERE))], hub, tmp_path / "cache")
     assert "identical logits" in result.stdout
     assert [c.message for c in hub.repos["synib-org/vlm-classifier"].commits][-1] == "VLM classifier"
+
+
+def test_push_leaves_every_training_state_file_out_and_needs_real_weights(tmp_path):
+    import json
+
+    from synib_hf.cli.push import stage
+
+    folder = tmp_path / "checkpoint-4"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    state = ["training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth", "rng_state_0.pth",
+             "rng_state_1.pth", "synib_state.pt", "synib_state_1.pt", "trainer_state.json"]
+    for name in state:
+        (folder / name).write_bytes(b"state")
+    with pytest.raises(ValueError, match="holds no model: expected config.json .* and weights"):
+        stage(str(folder), "org/name")  # training_args.bin is not weights
+    (folder / "model.safetensors").write_bytes(b"weights")
+    staged = stage(str(folder), "org/name")
+    try:
+        kept = sorted(p.name for p in Path(staged).iterdir() if p.name != "README.md")
+    finally:
+        shutil.rmtree(staged)
+    assert kept == ["config.json", "model.safetensors"]

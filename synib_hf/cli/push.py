@@ -34,7 +34,9 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SKIPPED = ("training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json")
+# training state a checkpoint folder holds beside the model (Trainer's and SynIB's): never uploaded
+SKIPPED = ("training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "synib_state*.pt",
+           "trainer_state.json")
 
 
 def stage(checkpoint: str, repo_id: str, base_model=None) -> str:
@@ -43,7 +45,8 @@ def stage(checkpoint: str, repo_id: str, base_model=None) -> str:
 
     if not os.path.isdir(checkpoint):
         raise FileNotFoundError(f"checkpoint folder {checkpoint!r} does not exist.")
-    has_weights = any(name.endswith((".safetensors", ".bin")) for name in os.listdir(checkpoint))
+    has_weights = any(name.endswith((".safetensors", ".bin")) and name != "training_args.bin"
+                      for name in os.listdir(checkpoint))
     if not has_weights or not any(n in os.listdir(checkpoint) for n in ("config.json", "adapter_config.json")):
         raise ValueError(f"{checkpoint!r} holds no model: expected config.json (or adapter_config.json) and weights.")
     staging = tempfile.mkdtemp(prefix="synib-push-")
