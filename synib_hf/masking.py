@@ -29,7 +29,12 @@ MASK_FILLS = ("ema_noise", "shuffle", "zero")
 
 @dataclass(frozen=True)
 class MaskSpec:
-    """How masked views are built. Field names match [`SynIBConfig`]'s, so the trainer fills it from its arguments."""
+    """How masked views are built. Field names match [`SynIBConfig`]'s, so the trainer fills it from its arguments.
+
+    `mask_fill` takes a concrete fill here (no 'auto'): the trainer passes the one its path resolved (`SynIBConfig`'s
+    'auto' is 'shuffle' on the native and generic paths, 'ema_noise' on the embedding path); built by hand, the
+    operator defaults to 'ema_noise', which runs on any batch size and any path.
+    """
 
     mask_type: str = "random"
     mask_ratio: float = 0.5
