@@ -247,10 +247,11 @@ def run(args) -> list:
     from transformers.utils import logging
 
     from synib_hf.cli.train import parse
-    from synib_hf.data.easy_vqa import load_easy_vqa, require
+    from synib_hf.data.easy_vqa import load_easy_vqa
+    from synib_hf.extras import require
     from synib_hf.models.packaged import resolve_checkpoint
 
-    require("easy_vqa", "easy-vqa")
+    require("easy_vqa", "bench_easy_vqa.py")
     logging.set_verbosity_error()
     settings = {key: getattr(args, key) if getattr(args, key) is not None else (QUICK if args.quick else FULL)[key]
                 for key in FULL}

