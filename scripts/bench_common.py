@@ -131,6 +131,19 @@ def fill_differences(rows, setting, settings, key: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(rows, key, compared=("overall_acc", "synergy_acc")) -> list:
+    """Rows of several runs, one per `key(row)`; a row saved twice must agree on the `compared` fields (a run that
+    does not reproduce is an error, not a silently kept first copy)."""
+    merged = {}
+    for row in rows:
+        cell = key(row)
+        if cell in merged and any(merged[cell][f] != row[f] for f in compared):
+            raise ValueError(f"Two saved runs disagree on {cell}: "
+                             + ", ".join(f"{f} {merged[cell][f]} vs {row[f]}" for f in compared) + ".")
+        merged.setdefault(cell, row)
+    return list(merged.values())
+
+
 def write_outputs(rows, output_dir, markdown, plot) -> str:
     """`results.json`, `results.md` (from `markdown(rows)`) and `results.png` (from `plot(rows, path)`)."""
     os.makedirs(output_dir, exist_ok=True)

@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, beside this script
 
+import bench_common  # noqa: E402
 from bench_common import (  # noqa: E402
     MASK_FILLS, METHODS, arguments, fill_differences, grid, label, labels, masks, mean_std, selected_values,
 )
@@ -125,13 +126,9 @@ def normalise(row: dict) -> dict:
 
 def merge(rows) -> list:
     """Rows of several runs, one per (data set, rate, method, fill, seed); a row saved twice must agree."""
-    merged = {}
-    for row in map(normalise, rows):
-        key = (row["dataset"], row["rate"], row["method"], row["mask_fill"], row["seed"])
-        if key in merged and merged[key]["overall_acc"] != row["overall_acc"]:
-            raise ValueError(f"Two saved runs disagree on {key}: {merged[key]['overall_acc']} vs {row['overall_acc']}.")
-        merged.setdefault(key, row)
-    return list(merged.values())
+    return bench_common.merge(map(normalise, rows), lambda row: (row["dataset"], row["rate"], row["method"],
+                                                                 row["mask_fill"], row["seed"]),
+                              compared=("overall_acc",))
 
 
 def markdown(rows) -> str:

@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, beside this script
 
+import bench_common  # noqa: E402
 from bench_common import (  # noqa: E402
     MASK_FILLS, METHODS, arguments, fill_differences, grid, label, labels, masks, mean_std, selected_values,
 )
@@ -197,15 +198,9 @@ def normalise(row: dict) -> dict:
 
 def merge(rows) -> list:
     """Rows of several runs, one per (model, dim, mixture, method, fill, seed); a row saved twice must agree."""
-    merged = {}
-    for row in map(normalise, rows):
-        key = (row.get("model", "layernorm"), row["dim"], row["mixture"], row["method"], row["mask_fill"], row["seed"])
-        if key in merged and (merged[key]["overall_acc"], merged[key]["synergy_acc"]) != (row["overall_acc"],
-                                                                                          row["synergy_acc"]):
-            raise ValueError(f"Two saved runs disagree on {key}: synergy {merged[key]['synergy_acc']} vs "
-                             f"{row['synergy_acc']}.")
-        merged.setdefault(key, row)
-    return list(merged.values())
+    return bench_common.merge(map(normalise, rows), lambda row: (row.get("model", "layernorm"), row["dim"],
+                                                                 row["mixture"], row["method"], row["mask_fill"],
+                                                                 row["seed"]))
 
 
 def cells(rows) -> dict:
