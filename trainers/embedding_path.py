@@ -20,7 +20,7 @@ from synib_hf.models.vlm.families import VLM_FAMILIES
 from synib_hf.tasks import classification_task
 from synib_hf.views import ViewResult
 
-from .paths import refuse_own_task_loss, valid_mean
+from .paths import backpropagate_views, refuse_own_task_loss, refuse_view_options
 
 
 
@@ -50,15 +50,7 @@ class EmbeddingPath:
             )
         if args.synib_penalty == "gaussian" and core.logvar is None:
             raise ValueError("synib_penalty='gaussian' needs a logvar head: build the model with logvar_head=True.")
-        if args.detach_masked_features:
-            raise ValueError(
-                "detach_masked_features=True detaches encoder features, which only the native path has; the "
-                "embedding path masks the language model's input embeddings. Set it to False."
-            )
-        if args.view_batching == "sequential" and trainer.is_deepspeed_enabled:
-            raise ValueError(
-                "view_batching='sequential' back-propagates each view itself; it does not support DeepSpeed."
-            )
+        refuse_view_options(trainer, "embedding", "the language model's input embeddings")
         refuse_own_task_loss(trainer, "embedding", "the task loss is the model's own LM or classification loss")
         self.masked_modalities = trainer.check_masked_modalities(EMBEDDING_MODALITIES)
         tokenizer = getattr(processing_class, "tokenizer", processing_class)
@@ -124,21 +116,19 @@ class EmbeddingPath:
                 task_loss = task_loss * trainer.accelerator.num_processes  # as Trainer: the count spans processes
             return ViewResult(task_loss, {"logits": readout.logits}, readout.masked_logits, penalties,
                               readout.classes, valid, task_scaled_for_ga=items is not None)
-        # Sequential: each view's penalty is back-propagated here, so only one view's activations live at a time.
-        masked, penalties = [], []
-        for modality in masked_layout:
-            with trainer.accelerator.no_sync(model):
-                readout = self._read(model, inputs, (modality,), training=True)
-                penalty = trainer.view_losses(readout.masked_logits, readout.classes, readout.masked_logvar)[0]
-                if torch.is_grad_enabled() and weight > 0:
-                    trainer.accelerator.backward(weight * valid_mean(penalty, valid)
-                                                 / trainer.current_gradient_accumulation_steps)
-            masked.append(readout.masked_logits[0].detach())
-            penalties.append(penalty.detach())
+        last = {}
+
+        def read(modality):
+            readout = last["readout"] = self._read(model, inputs, (modality,), training=True)
+            return readout.masked_logits[0], trainer.view_losses(readout.masked_logits, readout.classes,
+                                                                 readout.masked_logvar)[0]
+
+        masked, penalties = backpropagate_views(trainer, model, masked_layout, read, valid, weight, training=True)
+        readout = last["readout"]
         task_loss, outputs = Trainer.compute_loss(trainer, model, self._model_inputs(inputs, use_cache=False),
                                                   return_outputs=True, num_items_in_batch=num_items_in_batch)
-        return ViewResult(task_loss, {"logits": self._clean_scores(outputs, inputs)}, torch.stack(masked),
-                          torch.stack(penalties), readout.classes, valid, task_scaled_for_ga=items is not None)
+        return ViewResult(task_loss, {"logits": self._clean_scores(outputs, inputs)}, masked, penalties,
+                          readout.classes, valid, task_scaled_for_ga=items is not None)
 
     def _model_inputs(self, inputs, **extra) -> dict:
         """The batch as the model takes it (SynIB's own columns left out)."""

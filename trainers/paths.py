@@ -40,6 +40,34 @@ def refuse_own_task_loss(trainer, path: str, why: str) -> None:
             )
 
 
+def refuse_view_options(trainer, path: str, masks_what: str) -> None:
+    """Options only the native path (detached features) or only a non-DeepSpeed run (per-view backward) supports."""
+    args = trainer.args
+    if args.detach_masked_features:
+        raise ValueError(
+            f"detach_masked_features=True detaches encoder features, which only the native path has; the {path} path "
+            f"masks {masks_what}. Set it to False" + (" or use a native model." if path == "generic" else ".")
+        )
+    if args.view_batching == "sequential" and trainer.is_deepspeed_enabled:
+        raise ValueError("view_batching='sequential' back-propagates each view itself; it does not support DeepSpeed.")
+
+
+def backpropagate_views(trainer, model, views, read, valid, weight: float, training: bool) -> tuple:
+    """Sequential view batching: each view's penalty is back-propagated as soon as it is read (outside DDP's gradient
+    sync), so only one view's activations live at a time. `read(view)` gives `(scores (B, C), penalty (B,))`;
+    returns the detached `(M, B, C)` scores and `(M, B)` penalties for the metrics."""
+    masked, penalties = [], []
+    for view in views:
+        with trainer.accelerator.no_sync(model):
+            scores, penalty = read(view)
+            if training and torch.is_grad_enabled() and weight > 0:
+                trainer.accelerator.backward(weight * valid_mean(penalty, valid)
+                                             / trainer.current_gradient_accumulation_steps)
+        masked.append(scores.detach())
+        penalties.append(penalty.detach())
+    return torch.stack(masked), torch.stack(penalties)
+
+
 class NativePath:
     """Feature-level views of a model implementing the native protocol."""
 
@@ -122,15 +150,7 @@ class GenericPath:
                 "synib_penalty='gaussian' on the generic path reads log-variances from an output field: set "
                 "logvar_key to it, or use synib_penalty='kl_uniform'."
             )
-        if args.detach_masked_features:
-            raise ValueError(
-                "detach_masked_features=True detaches encoder features, which only the native path has; the generic "
-                "path masks inputs. Set it to False or use a native model."
-            )
-        if args.view_batching == "sequential" and trainer.is_deepspeed_enabled:
-            raise ValueError(
-                "view_batching='sequential' back-propagates each view itself; it does not support DeepSpeed."
-            )
+        refuse_view_options(trainer, "generic", "inputs")
         if args.modality_keys is not None:
             trainer.check_masked_modalities(tuple(args.modality_keys))
         self.masker = InputMasker(spec, randomness, token_ids)
@@ -209,23 +229,17 @@ class GenericPath:
             penalties = trainer.view_losses(scores[1:], labels, None if logvar is None else logvar[1:])  # (M, B)
             return ViewResult(self._task_loss(outputs, scores[0], labels, size), {"logits": scores[0]}, scores[1:],
                               penalties, labels, valid)
-        # Sequential: each view's penalty is back-propagated here, so only one view's activations live at a time.
-        masked, penalties = [], []
-        for view in views:
-            with trainer.accelerator.no_sync(model):
-                outputs = model(**view)
-                scores = classification_scores(outputs, args.logits_key)
-                logvar = self._logvar(outputs, 1)
-                penalty = trainer.view_losses(scores[None], labels, None if logvar is None else logvar)[0]
-                if training and torch.is_grad_enabled() and weight > 0:
-                    trainer.accelerator.backward(weight * valid_mean(penalty, valid)
-                                                 / trainer.current_gradient_accumulation_steps)
-            masked.append(scores.detach())
-            penalties.append(penalty.detach())
+        def read(view):
+            outputs = model(**view)
+            scores = classification_scores(outputs, args.logits_key)
+            logvar = self._logvar(outputs, 1)
+            return scores, trainer.view_losses(scores[None], labels, None if logvar is None else logvar)[0]
+
+        masked, penalties = backpropagate_views(trainer, model, views, read, valid, weight, training)
         outputs = model(**batch)
         logits = classification_scores(outputs, args.logits_key)
-        return ViewResult(self._task_loss(outputs, logits, labels, size), {"logits": logits}, torch.stack(masked),
-                          torch.stack(penalties), labels, valid)
+        return ViewResult(self._task_loss(outputs, logits, labels, size), {"logits": logits}, masked, penalties,
+                          labels, valid)
 
     def _logvar(self, outputs, views: int):
         key = self.trainer.args.logvar_key
