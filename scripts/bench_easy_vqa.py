@@ -267,10 +267,8 @@ def run(args) -> list:
     if args.chosen_from:
         earlier = json.load(open(args.chosen_from))
         for row in sorted(earlier, key=lambda r: r["seed"], reverse=True):  # the first seed's choice wins
-            searched = METHODS[row["method"]][2]
-            if searched is not None:
-                chosen_lambda[(row["rate"], row["method"])] = row["lambda"] if searched == "synib_weight" \
-                    else float(max(row["grid"], key=lambda w: row["grid"][w]["val_acc"]))
+            if METHODS[row["method"]][2] is not None:  # `lambda` holds the chosen λ, α or γ
+                chosen_lambda[(row["rate"], row["method"])] = row["lambda"]
     for rate in settings["rates"]:
         for seed in settings["seeds"]:
             data = load_easy_vqa(synergy_rate=None if rate == NATURAL else rate,
