@@ -4,7 +4,7 @@ yes/no questions in training); CE-only, modality dropout, SynIB random (both fil
 validation accuracy at the first seed of each rate and kept for the others (a full grid per seed does not fit the
 40 CPU-minute budget); several seeds.
 
-    python scripts/bench_easy_vqa.py --output_dir docs/benchmarks/easy_vqa       # the full run (~42 CPU-minutes)
+    python scripts/bench_easy_vqa.py --output_dir docs/benchmarks/easy_vqa       # the full run (~38 CPU-minutes)
     python scripts/bench_easy_vqa.py --quick --output_dir runs/easy-vqa-quick     # 1.6 CPU-minutes
     python scripts/bench_easy_vqa.py --render a/results.json b/results.json --output_dir out   # merge, re-draw
 
