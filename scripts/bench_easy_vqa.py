@@ -310,6 +310,13 @@ def rate_name(rate) -> str:
     return "natural (≈74 %)" if rate == NATURAL else f"{rate:.0%}"
 
 
+def method_table(title, rates, methods, cell, group) -> list:
+    """Markdown lines of a table with a row per training rate and a column per method, `cell(rows of that cell)`."""
+    lines = ["", title, "", "| training yes/no share | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    return lines + [f"| {rate_name(rate)} | " + " | ".join(cell(group[(rate, m)]) for m in methods) + " |"
+                    for rate in rates]
+
+
 def markdown(rows) -> str:
     import numpy as np
 
@@ -327,28 +334,15 @@ def markdown(rows) -> str:
         f"{settings['learning_rate']}; mean ± std over seeds {seeds}; SynIB's λ from {settings['lambdas']} (the "
         f"baselines' α/γ from bench_common.GRIDS) by validation accuracy at seed {seeds[0]}, kept for the other "
         "seeds.",
-        "",
+    ]
+    lines += method_table(
         "**Ground-truth synergy slice: yes/no questions with each question's prior taken out** (per question, the "
         "mean of the accuracy on its yes and on its no answers; anything that ignores the image scores at most 0.5)",
-        "",
-        "| training yes/no share | " + " | ".join(methods) + " |",
-        "|---|" + "---|" * len(methods),
-    ]
-    for rate in rates:
-        cells = [_mean_std(group[(rate, m)], "yes_no_balanced_acc") for m in methods]
-        lines.append(f"| {rate_name(rate)} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
+        rates, methods, lambda g: _mean_std(g, "yes_no_balanced_acc"), group)
+    lines += method_table(
         "**Overall / all yes/no questions** (the question's wording alone answers 82.5 % of the test yes/no "
         "questions)",
-        "",
-        "| training yes/no share | " + " | ".join(methods) + " |",
-        "|---|" + "---|" * len(methods),
-    ]
-    for rate in rates:
-        cells = [f"{_mean_std(group[(rate, m)], 'acc')} / {_mean_std(group[(rate, m)], 'yes_no_acc')}"
-                 for m in methods]
-        lines.append(f"| {rate_name(rate)} | " + " | ".join(cells) + " |")
+        rates, methods, lambda g: f"{_mean_std(g, 'acc')} / {_mean_std(g, 'yes_no_acc')}", group)
     lines += [
         "",
         "**Synergy subset (test questions both unimodal predictors get wrong): accuracy, beside its chance reference "
@@ -365,21 +359,12 @@ def markdown(rows) -> str:
         chance = np.mean([r["synergy_chance"] for r in first])
         cells = [_mean_std(group[(rate, m)], "synergy_acc") for m in methods]
         lines.append(f"| {rate_name(rate)} | {size:.0f} ({share:.0%}) | {chance:.3f} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
+    lines += method_table(
         "**Colour / shape questions, then accuracy with the image / the question swapped for another test "
         f"question's** (on the first {settings['swapped_questions']} test questions; lower = the model uses it more)",
-        "",
-        "| training yes/no share | " + " | ".join(methods) + " |",
-        "|---|" + "---|" * len(methods),
-    ]
-    for rate in rates:
-        cells = []
-        for m in methods:
-            g = group[(rate, m)]
-            cells.append(" / ".join(f"{np.mean([r[k] for r in g]):.3f}" for k in
-                                    ("color_acc", "shape_acc", "acc_image_swapped", "acc_text_swapped")))
-        lines.append(f"| {rate_name(rate)} | " + " | ".join(cells) + " |")
+        rates, methods, lambda g: " / ".join(f"{np.mean([r[k] for r in g]):.3f}" for k in
+                                             ("color_acc", "shape_acc", "acc_image_swapped", "acc_text_swapped")),
+        group)
     lines += [
         "",
         "**Unimodal predictors** (scikit-learn MLPs; image: 4×4-averaged pixels, question: frozen MiniLM embedding), "
@@ -431,7 +416,10 @@ def main(argv=None) -> list:
     from bench_common import write_outputs
 
     if args.render:
-        rows = [row for path in args.render for row in json.load(open(path))]
+        # one row per (rate, method, seed): a cell saved twice must agree, as in the other benchmarks
+        rows = bench_common.merge((row for path in args.render for row in json.load(open(path))),
+                                  lambda row: (row["rate"], row["method"], row["seed"]),
+                                  compared=("acc", "yes_no_balanced_acc"))
     else:
         start = time.time()
         rows = run(args)
