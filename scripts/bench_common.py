@@ -15,7 +15,7 @@ import os
 METHODS = {  # name → (trainer in synib_hf, arguments, the argument searched on validation or None)
     "ce": ("SynIBTrainer", {"synib_weight": 0.0}, None),
     "ensemble": ("UnimodalEnsembleTrainer", {}, None),
-    "multiloss": ("MultilossTrainer", {"synib_weight": 0.0}, None),
+    "multiloss": ("MultilossTrainer", {}, None),
     "ogm_ge": ("OGMGETrainer", {}, "ogm_alpha"),
     "mmpareto": ("MMParetoTrainer", {}, "mmpareto_gamma"),
     "mlb": ("MLBTrainer", {}, "mlb_alpha"),

@@ -1,6 +1,6 @@
 """The VLM cases of `bench_step.py`: a generative vision-language model's SFT step with and without SynIB's views.
 
-Model level (the views' machinery, `synib_hf.models.vlm.VLMViews`, with an AdamW step): `plain` is the model's own
+Model level (the views' machinery, `synib_hf.models.vlm.embedding_views`, with an AdamW step): `plain` is the model's own
 causal-LM loss; the SynIB cases add an image view and a text view (full masks, zero fill, λ·KL-to-uniform over the
 candidate answers) in one forward:
 
@@ -128,13 +128,13 @@ def time_vlm_steps(model, rows, peft_config, case: str, synib: bool, steps: int,
     from peft import get_peft_model
 
     from synib_hf.masking import MaskRandomness, MaskSpec
-    from synib_hf.models.vlm import VLMViews
+    from synib_hf.models.vlm import embedding_views
     from synib_hf.penalties import kl_uniform
 
     network = get_peft_model(model, peft_config) if peft_config is not None else model
     network.train()
     optimizer = torch.optim.AdamW([p for p in network.parameters() if p.requires_grad], lr=1e-5)
-    views = VLMViews(model, MaskSpec(mask_type="full", mask_fill="zero"), MaskRandomness(0),
+    views = embedding_views(model, MaskSpec(mask_type="full", mask_fill="zero"), MaskRandomness(0),
                      share_vision=VLM_CASES[case]["share_vision"])
     cuda = torch.cuda.is_available()
     if cuda:

@@ -1,32 +1,39 @@
 """synib-hf: SynIB (Synergistic Information Bottleneck) for the Hugging Face stack.
 
-Layout (dependencies point one way: scripts → `synib_hf.trainers` → this package's core; models and data depend on
-the core, never the reverse):
+One training step is three pieces:
 
-* the method's core, flat here: `masking` (feature-level masking, fills, randomness), `input_masking` and
-  `input_kinds` (input-level masking by each input's structure), `learned_mask`, `penalties` (Ω), `tasks` (problem
-  types: task loss, penalty form, label checks), `native` (the protocol of models whose masked views re-run only a
-  fusion head), `views` (the generic path's plumbing), `balancing` (the rules of the modality-balancing baselines),
-  `embedding_masking` (views inside one forward of a vision-language model) and `generative` (the verbalizer read-out
-  of models that answer in tokens);
-* `models/` — models implementing the native protocol, in transformers' layout (`fusion/`, `mlp_fusion/`) and their
-  LoRA presets (`models/lora.py`); `models/vlm/` — per-family facts of generative vision-language models, their
-  embedding-level views, `VLMForSequenceClassification` and LoRA presets;
-* `data/` — data sets (`xor`, `irony`, `hateful_memes`);
-* evaluation and the Hub: `synergy` (synergy-subset evaluation), `metrics/` (the `evaluate` module), `model_card`.
+* `objective` — SynIB's loss as a pure function of one batch's views (`synib_objective`, `Views`);
+* `view_builders` — `(model, inputs) → Views` for each path: `NativeViews` (models implementing `SynIBNativeMixin`),
+  `InputViews` (any model returning scores), `EmbeddingViews` (generative vision-language models);
+* `SynIBMixin` (in `synib_hf.trainers`) — composes them inside any `transformers.Trainer` subclass; `SynIBTrainer`
+  is `SynIBMixin` + `Trainer`.
 
-The core imports without `datasets` or `evaluate`; `SynIBConfig` and the trainers live in `synib_hf.trainers` and are
-re-exported here lazily, so `import synib_hf` stays light and the core never imports the trainers.
+Around them: `masking/` (the masking operators M_m, one package), `penalties` (Ω), `tasks` (problem types),
+`native` (the protocol of fusion models), `generative` (the verbalizer read-out), `balancing` (the balancing
+baselines' rules); `models/` (fusion models in transformers' layout, VLM family facts), `data/` (data sets);
+`synergy`, `metrics/`, `model_card`, `checkpoints` (evaluation, cards, checked loading); `cli/` (the `synib-hf`
+command). Dependencies point one way: the command → `synib_hf.trainers` → the core; models and data → the core.
+
+Everything public is re-exported here; the trainers and data sets are imported on first use, so `import synib_hf`
+stays light (no `datasets`, no `evaluate`).
 """
 
 __version__ = "0.1.0"
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoProcessor
 
-from .embedding_masking import EmbeddingMasker, PackedFeatures, modality_positions
 from .generative import answer_positions, candidate_token_ids
-from .input_masking import InputMasker, TokenIds
-from .masking import FeatureMasker, MaskRandomness, MaskSpec
+from .masking import (
+    EmbeddingMasker,
+    FeatureMasker,
+    InputMasker,
+    MaskRandomness,
+    MaskSpec,
+    PackedFeatures,
+    TokenIds,
+    modality_positions,
+)
+from .model_card import build_model_card
 from .models import (
     FusionConfig,
     FusionForSequenceClassification,
@@ -36,12 +43,16 @@ from .models import (
     MLPFusionForClassification,
     VLMClassificationConfig,
     VLMForSequenceClassification,
-    VLMViews,
+    embedding_views,
     lora_config_for,
     vlm_lora_config,
 )
 from .native import SynIBModelOutput, SynIBNativeMixin
+from .objective import ObjectiveOutput, Views, synib_objective, view_losses
 from .penalties import entropy, gaussian, kl_uniform, max_probability, predicted_classes, unimodal_anchor
+from .synergy import synergy_compute_metrics
+from .tasks import Task
+from .view_builders import EmbeddingViews, InputViews, NativeViews
 
 
 # After `import synib_hf`, the Auto classes load SynIB checkpoints.
@@ -54,12 +65,18 @@ AutoConfig.register(VLMClassificationConfig.model_type, VLMClassificationConfig)
 AutoModelForSequenceClassification.register(VLMClassificationConfig, VLMForSequenceClassification)
 
 
+_TRAINERS = (
+    "SynIBArguments", "SynIBConfig", "SynIBMixin", "SynIBTrainer", "ModalityDropoutTrainer", "MultimodalTrainerMixin",
+    "BalancingArguments", "BalancingConfig", "MultilossTrainer", "OGMGETrainer", "MMParetoTrainer", "MLBTrainer",
+    "UnimodalEnsembleTrainer",
+)
 _LAZY = {
-    name: "synib_hf.trainers"
-    for name in (
-        "SynIBConfig", "SynIBTrainer", "ModalityDropoutTrainer", "MultilossTrainer",
-        "BalancingConfig", "OGMGETrainer", "MMParetoTrainer", "MLBTrainer", "UnimodalEnsembleTrainer",
-    )
+    **{name: "synib_hf.trainers" for name in _TRAINERS},
+    "GaussianXOR": "synib_hf.data.xor",
+    "load_hateful_memes": "synib_hf.data.hateful_memes",
+    "write_memes_fixture": "synib_hf.data.hateful_memes",
+    "load_easy_vqa": "synib_hf.data.easy_vqa",
+    "irony_splits": "synib_hf.data.irony",
 }
 
 
@@ -72,42 +89,61 @@ def __getattr__(name):
 
 
 __all__ = [
+    "BalancingArguments",
     "BalancingConfig",
     "EmbeddingMasker",
+    "EmbeddingViews",
     "FeatureMasker",
     "FusionConfig",
     "FusionForSequenceClassification",
     "FusionProcessor",
+    "GaussianXOR",
     "ImageTextCollator",
-    "lora_config_for",
     "InputMasker",
-    "MaskRandomness",
-    "MaskSpec",
+    "InputViews",
     "MLBTrainer",
-    "MMParetoTrainer",
-    "ModalityDropoutTrainer",
-    "MultilossTrainer",
     "MLPFusionConfig",
     "MLPFusionForClassification",
+    "MMParetoTrainer",
+    "MaskRandomness",
+    "MaskSpec",
+    "ModalityDropoutTrainer",
+    "MultilossTrainer",
+    "MultimodalTrainerMixin",
+    "NativeViews",
     "OGMGETrainer",
+    "ObjectiveOutput",
     "PackedFeatures",
+    "SynIBArguments",
     "SynIBConfig",
+    "SynIBMixin",
     "SynIBModelOutput",
     "SynIBNativeMixin",
     "SynIBTrainer",
+    "Task",
     "TokenIds",
     "UnimodalEnsembleTrainer",
     "VLMClassificationConfig",
     "VLMForSequenceClassification",
-    "VLMViews",
+    "Views",
     "answer_positions",
+    "build_model_card",
     "candidate_token_ids",
+    "embedding_views",
     "entropy",
     "gaussian",
+    "irony_splits",
     "kl_uniform",
+    "load_easy_vqa",
+    "load_hateful_memes",
+    "lora_config_for",
     "max_probability",
     "modality_positions",
     "predicted_classes",
+    "synergy_compute_metrics",
+    "synib_objective",
     "unimodal_anchor",
+    "view_losses",
     "vlm_lora_config",
+    "write_memes_fixture",
 ]

@@ -1,14 +1,13 @@
-"""Synergy-subset evaluation: unimodal predictors, the `synergy_subset` metric, and Trainer hooks that report it.
+"""Synergy-subset evaluation: unimodal predictors, the `synergy_subset` metric, and a `compute_metrics` that reports
+it through any Trainer.
 
 The metric itself is the `evaluate` module in `synib_hf/metrics/synergy_subset` (loadable by path, offline).
 """
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
-from transformers import TrainerCallback
-
 from .extras import require
 from .penalties import predicted_classes
 
@@ -64,12 +63,20 @@ def synergy_subset_scores(
     return {f"{prefix}{k}": v for k, v in scores.items()}
 
 
-def with_synergy_metrics(compute_metrics, unimodal: Mapping[str, np.ndarray]):
-    """`compute_metrics` (or nothing) plus accuracy and the synergy-subset groups of the evaluation set.
+def synergy_compute_metrics(unimodal: Mapping[str, np.ndarray], compute_metrics=None):
+    """A `compute_metrics` for any Trainer: `compute_metrics`'s own metrics (if given) plus the synergy-subset groups
+    of the evaluation set (accuracy and size of each group).
 
     The Trainer gathers predictions across processes in the evaluation set's order, so `unimodal` (predictions
     aligned with that set) lines up; the numbers join the evaluation's log line and so reach every `report_to`
     integration.
+
+    Example:
+
+    ```python
+    >>> trainer = SynIBTrainer(model, args, train_dataset=train, eval_dataset=test,
+    ...                        compute_metrics=synergy_compute_metrics(unimodal, compute_metrics=accuracy))
+    ```
     """
     unimodal = {m: np.asarray(p) for m, p in unimodal.items()}
 
@@ -81,32 +88,3 @@ def with_synergy_metrics(compute_metrics, unimodal: Mapping[str, np.ndarray]):
         return scores
 
     return metrics
-
-
-def synergy_compute_metrics(unimodal: Mapping[str, np.ndarray]):
-    """A `compute_metrics` for the Trainer that reports accuracy and the synergy-subset groups of the eval set."""
-    return with_synergy_metrics(None, unimodal)
-
-
-class SynergySubsetCallback(TrainerCallback):
-    """Adds `eval_synergy_accuracy` and the other groups (with their sizes) to every evaluation of a
-    [`SynIBTrainer`].
-
-    The trainer folds it into `compute_metrics` ([`with_synergy_metrics`]), so the groups are computed on the
-    predictions gathered across processes and logged with the evaluation (TensorBoard, W&B, the log history). With a
-    plain `Trainer`, pass `compute_metrics=synergy_compute_metrics(unimodal)` instead.
-
-    Args:
-        unimodal: modality → unimodal predictions, aligned with the evaluation set's order.
-    """
-
-    def __init__(self, unimodal: Mapping[str, Sequence[int]]):
-        self.unimodal = {m: np.asarray(p) for m, p in unimodal.items()}
-        self.attached = False  # set by SynIBTrainer when it folds this callback into compute_metrics
-
-    def on_evaluate(self, args, state, control, **kwargs):
-        if not self.attached:
-            raise ValueError(
-                "SynergySubsetCallback reports through SynIBTrainer's compute_metrics; with a plain Trainer pass "
-                "compute_metrics=synib_hf.synergy.synergy_compute_metrics(unimodal) instead."
-            )

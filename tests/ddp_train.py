@@ -34,13 +34,13 @@ CASES = {
                             collator=vlm_collator),
     # the balancing baselines rewrite gradients after backward: every process must apply the same change
     "ogm_ge": dict(model=lambda: mlp_fusion(), data=lambda: as_dataset(vector_xor(32)), trainer="OGMGETrainer",
-                   extra={"synib_weight": 0.0, "ogm_alpha": 0.5}),
+                   extra={"ogm_alpha": 0.5}),
     "mmpareto": dict(model=lambda: mlp_fusion(), data=lambda: as_dataset(vector_xor(32)), trainer="MMParetoTrainer",
-                     extra={"synib_weight": 0.0}),
+                     extra={}),
     "mlb": dict(model=lambda: mlp_fusion(), data=lambda: as_dataset(vector_xor(32)), trainer="MLBTrainer",
-                extra={"synib_weight": 0.0}),
+                extra={}),
     "ensemble": dict(model=lambda: mlp_fusion(), data=lambda: as_dataset(vector_xor(32)),
-                     trainer="UnimodalEnsembleTrainer", extra={"synib_weight": 0.0}),
+                     trainer="UnimodalEnsembleTrainer", extra={}),
 }
 
 
@@ -83,8 +83,9 @@ def resume_case(output_dir: str, global_batch: int) -> None:
 
 
 def synergy_case(output_dir: str, global_batch: int) -> None:
-    """SynergySubsetCallback under DDP: an evaluation set of 13 (uneven across processes) and its groups."""
-    from synib_hf.synergy import SynergySubsetCallback
+    """The synergy-subset compute_metrics under DDP: an evaluation set of 13 (uneven across processes) and its
+    groups."""
+    from synib_hf.synergy import synergy_compute_metrics
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     data = vector_xor(13, seed=3)
@@ -93,7 +94,7 @@ def synergy_case(output_dir: str, global_batch: int) -> None:
                        disable_tqdm=True, synib_weight=1.0, max_steps=2, per_device_train_batch_size=global_batch // world,
                        per_device_eval_batch_size=3, eval_strategy="steps", eval_steps=2, save_strategy="no")
     trainer = SynIBTrainer(model=mlp_fusion(), args=args, train_dataset=as_dataset(vector_xor(32)),
-                           eval_dataset=as_dataset(data), callbacks=[SynergySubsetCallback(unimodal)])
+                           eval_dataset=as_dataset(data), compute_metrics=synergy_compute_metrics(unimodal))
     trainer.train()
     if trainer.is_world_process_zero():
         evaluation = [h for h in trainer.state.log_history if "eval_loss" in h][-1]
@@ -111,11 +112,12 @@ def main(output_dir: str, global_batch: int = 8) -> None:
         learned = case["extra"].get("mask_type") == "learned"
         deterministic = {} if learned else {"mask_type": "full", "mask_fill": "zero"}
         trainer_class = getattr(synib_hf, case.get("trainer", "SynIBTrainer"))
+        synib = {"synib_weight": 1.0, **deterministic} if trainer_class.args_class is synib_hf.SynIBConfig else {}
         args = trainer_class.args_class(
             output_dir=os.path.join(output_dir, name), report_to="none", use_cpu=True, save_strategy="no",
             disable_tqdm=True, seed=0, per_device_train_batch_size=global_batch // world,
             max_steps=3, learning_rate=0.5, optim="sgd", logging_steps=1, train_sampling_strategy="sequential",
-            **{"synib_weight": 1.0, **deterministic, **case["extra"]},
+            **{**synib, **case["extra"]},
         )
         tokenizer = case.get("tokenizer", tiny_tokenizer if "modality_keys" in case["extra"] else lambda: None)()
         trainer = trainer_class(model=model, args=args, train_dataset=case["data"](), processing_class=tokenizer,

@@ -283,7 +283,7 @@ def test_ema_noise_with_batches_of_one_warns_then_builds_a_variance(tmp_path):
     with pytest.warns(UserWarning, match="has no variance yet"):
         trainer = train(tmp_path, mlp_fusion(), as_dataset(vector_xor(8)), per_device_train_batch_size=1,
                         max_steps=6, mask_fill="ema_noise")
-    statistics = trainer._path.masker.fill.statistics
+    statistics = trainer.view_builder.masker.fill.statistics
     _, variance = statistics.moments("x1", torch.zeros(1, 16))
     assert (variance > 0).all()
 
@@ -296,7 +296,7 @@ def test_a_non_finite_batch_leaves_the_fill_statistics_finite(tmp_path):
                                                          mask_fill="ema_noise"), train_dataset=as_dataset(data))
     with pytest.raises(ValueError, match=r"Non-finite logits at step 1"):
         trainer.train()
-    statistics = trainer._path.masker.fill.statistics
+    statistics = trainer.view_builder.masker.fill.statistics
     assert all(torch.isfinite(v).all() for v in [*statistics.mean.values(), *statistics.second.values()])
 
 
@@ -316,6 +316,6 @@ def test_multi_label_head_uses_bce_and_the_bernoulli_penalty(tmp_path):
         warnings.simplefilter("error")  # nothing to warn about
         trainer = train(tmp_path, Heads(num_outputs=2), rows(labels=labels), modality_keys=AB, mask_type="full",
                         mask_fill="zero", synib_weight=1.0)
-    assert trainer.task.problem_type == "multi_label_classification"
+    assert trainer.view_builder.task.problem_type == "multi_label_classification"
     log = trainer.state.log_history[0]
     assert 0 <= log["synib/penalty_left"] <= math.log(2) and 0.5 <= log["synib/masked_max_prob_left"] <= 1

@@ -121,7 +121,7 @@ def test_mlb_scales_each_encoder_of_the_multiloss_gradient_by_its_coefficient(tm
     s1, s2 = scores(lopsided, columns).tolist()
     k1, k2 = 1 + math.tanh(alpha * (s2 / s1 - 1)), 1 + math.tanh(alpha * (s1 / s2 - 1))
     assert k1 < 0.7 and k2 > 1.5  # x1 (ahead) slowed down, x2 sped up
-    plain, _, _ = updates(MultilossTrainer, synib_args(tmp_path / "multiloss"), lopsided, columns)
+    plain, _, _ = updates(MultilossTrainer, balancing_args(tmp_path / "multiloss"), lopsided, columns)
     modulated, log, _ = updates(MLBTrainer, balancing_args(tmp_path / "mlb", mlb_alpha=alpha), lopsided, columns)
     assert log["synib/coefficient_x1"] == pytest.approx(k1, rel=1e-6)
     assert log["synib/coefficient_x2"] == pytest.approx(k2, rel=1e-6)
@@ -228,14 +228,19 @@ def test_gradient_accumulation_1xN_equals_Nx1(tmp_path, method):
 
 
 @pytest.mark.parametrize("method", ["ogm_ge", "mlb", "mmpareto"])
-def test_evaluation_reports_accuracy_and_masked_views(tmp_path, method):
+def test_evaluation_is_the_trainers_own(tmp_path, method):
+    """Evaluation runs the model's own forward and loss, as `Trainer` does (no masked views: they are SynIB's)."""
     trainer_class, extra = METHODS[method]
     data = as_dataset(vector_xor(16))
-    trainer = trainer_class(model=mlp_fusion(), args=balancing_args(tmp_path, eval_masked_views=True, **extra),
-                            train_dataset=data, eval_dataset=data)
+    trainer = trainer_class(model=mlp_fusion(), args=balancing_args(tmp_path, **extra), train_dataset=data,
+                            eval_dataset=data)
     trainer.train()
     metrics = trainer.evaluate()
-    assert np.isfinite(metrics["eval_loss"]) and 0 <= metrics["eval_synib/masked_accuracy_x1"] <= 1
+    model = trainer.model.eval()
+    with torch.no_grad():
+        expected = model(**{k: torch.as_tensor(v) for k, v in vector_xor(16).items()}).loss
+    assert metrics["eval_loss"] == pytest.approx(expected.item(), rel=1e-6)
+    assert not any("synib" in key for key in metrics)
 
 
 def test_clear_errors_at_construction(tmp_path):
@@ -245,14 +250,12 @@ def test_clear_errors_at_construction(tmp_path):
         MLBTrainer(model=CLIPWithHead(), args=balancing_args(tmp_path))
     with pytest.raises(ValueError, match="needs unimodal heads"):
         MMParetoTrainer(model=mlp_fusion(unimodal_heads=False), args=balancing_args(tmp_path))
-    with pytest.raises(ValueError, match="without the SynIB penalty"):
-        OGMGETrainer(model=mlp_fusion(), args=balancing_args(tmp_path, synib_weight=0.1))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'synib_weight'"):
+        balancing_args(tmp_path, synib_weight=0.1)  # the balancing config holds only its own fields
     with pytest.raises(ValueError, match="compares two modalities"):
         OGMGETrainer(model=mlp_fusion(modality_dims={"a": 6, "b": 6, "c": 6}), args=balancing_args(tmp_path))
     with pytest.raises(ValueError, match="ogm_alpha must be a positive"):
         balancing_args(tmp_path, ogm_alpha=0.0)
-    with pytest.raises(ValueError, match="eval_masked_views=True"):
-        UnimodalEnsembleTrainer(model=mlp_fusion(), args=balancing_args(tmp_path, eval_masked_views=True))
 
     class Opaque(LinearFusion):
         synib_encoder_parameters = LinearFusion.__mro__[1].synib_encoder_parameters  # the mixin's: not implemented
@@ -267,10 +270,9 @@ def test_clear_errors_at_construction(tmp_path):
 
 def test_cards_record_the_baselines_own_settings(tmp_path):
     from synib_hf import BalancingConfig
-    from synib_hf.trainers.synib_config import synib_changes
 
     args = BalancingConfig(output_dir=str(tmp_path), ogm_alpha=0.8, mlb_alpha=3.0, use_cpu=True)
-    assert synib_changes(args) == {"ogm_alpha": 0.8, "mlb_alpha": 3.0}  # not synib_weight, which is 0 by default
+    assert args.method_changes() == {"ogm_alpha": 0.8, "mlb_alpha": 3.0}  # not synib_weight, which is 0 by default
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -291,3 +293,23 @@ def test_ddp_probe_step_changes_nothing_of_the_run(tmp_path, method):
     for key, value in params(model).items():
         torch.testing.assert_close(value, before[3][key], rtol=0, atol=0)
     assert not any(name.startswith(("encoders.", "unimodal.")) for name in unused)  # every method trains these
+
+
+def test_multiloss_heads_train_the_encoders(tmp_path):
+    """Unimodal CE reaches the encoders under multiloss, not under plain training of the same model."""
+    results = {}
+    for name, trainer_class, arguments in (("plain", SynIBTrainer, synib_args), ("multiloss", MultilossTrainer,
+                                                                               balancing_args)):
+        model = mlp_fusion()
+        before = model.encoders["x1"][0].weight.clone()
+        trainer = trainer_class(model=model, args=arguments(tmp_path / name), train_dataset=as_dataset(vector_xor(16)))
+        trainer.train()
+        results[name] = model.encoders["x1"][0].weight - before
+    assert not torch.allclose(results["plain"], results["multiloss"])
+
+
+def test_multiloss_takes_the_family_config_and_needs_unimodal_heads(tmp_path):
+    with pytest.raises(TypeError, match="MultilossTrainer needs `args` to carry its method's fields \\(BalancingConfig\\)"):
+        MultilossTrainer(model=mlp_fusion(), args=synib_args(tmp_path))
+    with pytest.raises(ValueError, match="needs unimodal heads"):
+        MultilossTrainer(model=mlp_fusion(unimodal_heads=False), args=balancing_args(tmp_path))

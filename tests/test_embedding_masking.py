@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from synib_hf.embedding_masking import EmbeddingMasker, PackedFeatures, modality_positions
+from synib_hf.masking import EmbeddingMasker, PackedFeatures, modality_positions
 from synib_hf.masking import MaskRandomness, MaskSpec
 
 

@@ -30,7 +30,7 @@ def trained(tmp_path_factory):
 def test_base_weights_stay_frozen_and_adapters_and_heads_train(trained):
     trainer, base_state, _ = trained
     model = trainer.model
-    assert isinstance(model, PeftModel) and trainer.is_native
+    assert isinstance(model, PeftModel) and trainer.view_builder.name == "native"
     parameters = dict(model.named_parameters())
     for name, value in model.get_base_model().state_dict().items():
         if "lora_" in name or "modules_to_save" in name or "original_module" in name:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from synib_hf.input_masking import InputMasker, TokenIds
+from synib_hf.masking import InputMasker, TokenIds
 from synib_hf.masking import FeatureMasker, FillStatistics, MaskRandomness, MaskSpec
 from tiny_models import mlp_fusion, tiny_tokenizer
 
@@ -182,7 +182,7 @@ def test_learned_and_random_masks_really_differ():
 
 def test_learned_gates_close_where_the_unimodal_head_reads():
     """Gates shut the features a unimodal head depends on and stay open elsewhere."""
-    from synib_hf.learned_mask import learn_keep_gates
+    from synib_hf.masking import learn_keep_gates
 
     head = torch.nn.Linear(4, 2)
     with torch.no_grad():

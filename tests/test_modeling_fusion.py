@@ -77,7 +77,7 @@ def test_trainer_uses_the_native_path_and_runs_each_tower_once_per_step(tmp_path
                          logging_steps=1),
         train_dataset=as_dataset(fusion_rows(12)), callbacks=[CountSteps()],
     )
-    assert trainer.is_native
+    assert trainer.view_builder.name == "native"
     trainer.train()
     assert calls == {"vision": 3, "text": 3}
     assert "synib/penalty_image" in trainer.state.log_history[0]

@@ -9,7 +9,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 import synib_hf  # noqa: F401  (registers the Auto classes)
 from synib_hf import VLMClassificationConfig, VLMForSequenceClassification
 from synib_hf.masking import MaskRandomness, MaskSpec
-from synib_hf.models.vlm import VLMViews
+from synib_hf.models.vlm import embedding_views
 from synib_hf.penalties import gaussian, kl_uniform
 from tiny_vlms import FAMILIES, PAD, VOCAB, random_batch, tiny_vlm, tiny_vlm_config, tiny_vlm_tokenizer
 
@@ -94,7 +94,7 @@ def test_embedding_views_and_every_penalty_apply(family):
     batch, changed = class_batch(family, seed=0), class_batch(family, seed=1)
     changed = {**batch, "pixel_values": changed["pixel_values"]}
     spec = MaskSpec(mask_type="full", mask_fill="zero")
-    runner = VLMViews(model, spec, MaskRandomness(0), tokenizer.all_special_ids)
+    runner = embedding_views(model, spec, MaskRandomness(0), tokenizer.all_special_ids)
     readouts = [runner.classification(model, b, (None, "image", "text"), training=False) for b in (batch, changed)]
     first = readouts[0]
     assert first.masked_logits.shape == (2, 4, 3) and first.masked_logvar.shape == (2, 4, 3)

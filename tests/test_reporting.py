@@ -2,11 +2,10 @@
 callbacks' `on_log` with the evaluation, and the `synib/*` scalars are written to TensorBoard."""
 
 import numpy as np
-import pytest
 from transformers import TrainerCallback
 
 from synib_hf import SynIBConfig, SynIBTrainer
-from synib_hf.synergy import SynergySubsetCallback, synergy_compute_metrics
+from synib_hf.synergy import synergy_compute_metrics
 from tiny_models import as_dataset, mlp_fusion, vector_xor
 
 
@@ -27,15 +26,13 @@ def config(tmp_path, **kwargs):
     return SynIBConfig(**{**defaults, **kwargs})
 
 
-@pytest.mark.parametrize("route", ["callback", "compute_metrics"])
-def test_a_reporting_callback_receives_the_synergy_accuracy(tmp_path, route):
+def test_a_reporting_callback_receives_the_synergy_accuracy(tmp_path):
     data = vector_xor(23, seed=2)
     unimodal = {"x1": (data["x1"][:, 0] > 0).astype(int), "x2": np.zeros(23, dtype=int)}
     recorder = Recorder()
-    callbacks = [recorder] + ([SynergySubsetCallback(unimodal)] if route == "callback" else [])
     trainer = SynIBTrainer(model=mlp_fusion(), args=config(tmp_path), train_dataset=as_dataset(vector_xor(16)),
-                           eval_dataset=as_dataset(data), callbacks=callbacks,
-                           compute_metrics=synergy_compute_metrics(unimodal) if route == "compute_metrics" else None)
+                           eval_dataset=as_dataset(data), callbacks=[recorder],
+                           compute_metrics=synergy_compute_metrics(unimodal))
     trainer.train()
     evaluations = [log for log in recorder.logs if "eval_loss" in log]
     assert len(evaluations) == 2
@@ -54,7 +51,7 @@ def test_synib_scalars_are_written_to_tensorboard(tmp_path, monkeypatch):
     trainer = SynIBTrainer(
         model=mlp_fusion(), args=config(tmp_path, report_to="tensorboard"),
         train_dataset=as_dataset(vector_xor(16)), eval_dataset=as_dataset(data),
-        callbacks=[SynergySubsetCallback(unimodal)])
+        compute_metrics=synergy_compute_metrics(unimodal))
     trainer.train()
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
@@ -65,23 +62,18 @@ def test_synib_scalars_are_written_to_tensorboard(tmp_path, monkeypatch):
     assert len(events.Scalars("train/synib/penalty_x1")) == 2
 
 
-def test_the_callback_with_a_plain_trainer_says_what_to_use(tmp_path):
+def test_the_synergy_metrics_compose_with_a_plain_trainer_and_another_compute_metrics(tmp_path):
     from transformers import Trainer, TrainingArguments
 
+    def accuracy(prediction):
+        return {"accuracy_too": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
+
+    unimodal = {"x1": np.zeros(8, dtype=int), "x2": np.ones(8, dtype=int)}
     trainer = Trainer(model=mlp_fusion(), args=TrainingArguments(output_dir=str(tmp_path), report_to="none",
                                                                  use_cpu=True, remove_unused_columns=False),
-                      eval_dataset=as_dataset(vector_xor(8)), callbacks=[SynergySubsetCallback({"x1": [0] * 8,
-                                                                                               "x2": [0] * 8})])
-    with pytest.raises(ValueError, match="pass compute_metrics=synib_hf.synergy.synergy_compute_metrics"):
-        trainer.evaluate()
-
-
-def test_one_callback_serves_several_trainers(tmp_path):
-    """A λ sweep may share one SynergySubsetCallback: every trainer reports the groups."""
-    data = vector_xor(12, seed=2)
-    callback = SynergySubsetCallback({"x1": np.zeros(12, dtype=int), "x2": np.ones(12, dtype=int)})
-    for weight in (0.0, 1.0):
-        trainer = SynIBTrainer(model=mlp_fusion(), args=config(tmp_path / str(weight), synib_weight=weight),
-                               train_dataset=as_dataset(vector_xor(16)), eval_dataset=as_dataset(data),
-                               callbacks=[callback])
-        assert "eval_synergy_accuracy" in trainer.evaluate()
+                      eval_dataset=as_dataset(vector_xor(8)),
+                      compute_metrics=synergy_compute_metrics(unimodal, compute_metrics=accuracy))
+    metrics = trainer.evaluate()
+    assert metrics["eval_accuracy"] == metrics["eval_accuracy_too"]
+    assert metrics["eval_synergy_size"] + metrics["eval_cue_x1_size"] + metrics["eval_cue_x2_size"] + \
+        metrics["eval_coexistence_size"] == 8

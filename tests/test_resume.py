@@ -111,9 +111,9 @@ def test_a_kill_during_a_save_resumes_from_the_last_complete_checkpoint(tmp_path
 
 def test_no_complete_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "checkpoint-2").mkdir()
-    with pytest.raises(ValueError, match=r"no checkpoint in .* is complete \(checkpoint-2: no trainer_state.json\)"):
+    with pytest.raises(ValueError, match=r"No valid checkpoint found in output directory .*: every checkpoint is incomplete \(checkpoint-2: no trainer_state.json\)"):
         run("native-full", tmp_path, resume=True)
-    with pytest.raises(ValueError, match="holds no checkpoint-<step> folder"):
+    with pytest.raises(ValueError, match=r"^No valid checkpoint found in output directory \(.*empty\)$"):
         run("native-full", tmp_path / "empty", resume=True)
 
 

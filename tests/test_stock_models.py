@@ -178,7 +178,7 @@ def test_masked_inputs_follow_the_rule_of_their_kind(tmp_path, case):
                            train_dataset=data, processing_class=tiny_tokenizer())
     batch = first_training_batch(trainer)
     batch.pop("labels")
-    path = trainer._path
+    path = trainer.view_builder
     kinds = path.kinds(batch, path.modality_keys(batch))
     for modality, mapped in keys.items():
         view = path.masker(batch, mapped, training=True, kinds=kinds)

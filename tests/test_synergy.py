@@ -7,7 +7,6 @@ import evaluate
 from synib_hf import SynIBConfig, SynIBTrainer
 from synib_hf.synergy import (
     SYNERGY_SUBSET_METRIC,
-    SynergySubsetCallback,
     synergy_compute_metrics,
     synergy_subset_scores,
     train_unimodal_predictors,
@@ -47,7 +46,7 @@ def test_unimodal_predictors_are_at_chance_on_pure_xor():
         assert 0.4 < (predictor.predict(test[modality]) == test["labels"]).mean() < 0.6
 
 
-def test_callback_and_compute_metrics_agree(tmp_path):
+def test_compute_metrics_reports_the_groups_of_the_evaluation_set(tmp_path):
     data = vector_xor(24, seed=2)
     unimodal = {"x1": (data["x1"][:, 0] > 0).astype(int), "x2": np.zeros(24, dtype=int)}
     trainer = SynIBTrainer(
@@ -58,14 +57,12 @@ def test_callback_and_compute_metrics_agree(tmp_path):
         compute_metrics=synergy_compute_metrics(unimodal),
     )
     trainer.train()
-    from_compute_metrics = trainer.evaluate()
-    trainer.compute_metrics = None
-    trainer.add_callback(SynergySubsetCallback(unimodal))
-    from_callback = trainer.evaluate()
-    keys = [k for k in from_compute_metrics if k.startswith("eval_") and ("_size" in k or "_accuracy" in k)
-            and "synib" not in k]
+    metrics = trainer.evaluate()
+    predicted = trainer.predict(as_dataset(data)).predictions.argmax(-1)
+    expected = synergy_subset_scores(predicted, data["labels"], unimodal, prefix="eval_")
+    keys = [k for k in metrics if k.startswith("eval_") and ("_size" in k or "_accuracy" in k) and "synib" not in k]
     assert "eval_synergy_accuracy" in keys and "eval_cue_x1_size" in keys
-    assert sum(from_callback[k] for k in keys if k.endswith("_size")) == 24
+    assert sum(metrics[k] for k in keys if k.endswith("_size")) == 24
     for key in keys:
-        assert from_callback[key] == pytest.approx(from_compute_metrics[key], nan_ok=True), key
-    assert trainer.state.log_history[-1]["eval_synergy_size"] == from_callback["eval_synergy_size"]
+        assert metrics[key] == pytest.approx(expected[key], nan_ok=True), key
+    assert trainer.state.log_history[-1]["eval_synergy_size"] == metrics["eval_synergy_size"]

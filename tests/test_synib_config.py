@@ -69,3 +69,13 @@ def test_help_lists_every_synib_field():
     for name in ("--synib_weight", "--synib_penalty", "--mask_type", "--mask_ratio", "--mask_fill", "--modality_keys",
                  "--learned_mask_steps", "--view_batching", "--detach_masked_features", "--synib_start_step"):
         assert name in result.stdout
+
+
+def test_help_texts_are_short_and_the_docstring_lists_every_field():
+    from synib_hf import BalancingArguments, SynIBArguments
+
+    for arguments in (SynIBArguments, BalancingArguments):
+        for field in arguments.method_fields():
+            assert len(field.metadata["help"]) <= 300, (field.name, len(field.metadata["help"]))
+            assert "%" not in field.metadata["help"].replace("%%", ""), field.name  # argparse formats help with %
+            assert field.name in arguments.__doc__, field.name

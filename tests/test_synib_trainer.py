@@ -227,7 +227,7 @@ def test_native_path_runs_encoders_once_per_step(tmp_path):
     trainer = SynIBTrainer(model=model, args=synib_args(tmp_path, synib_weight=1.0, mask_type="random",
                                                         per_device_train_batch_size=8, max_steps=3),
                            train_dataset=xor_data(), callbacks=[CountSteps()])
-    assert trainer.is_native
+    assert trainer.view_builder.name == "native"
     trainer.train()
     assert calls == {"x1": 3, "x2": 3} and len(forwards) == 3
 

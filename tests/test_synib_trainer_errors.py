@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from transformers import TrainingArguments
 
 from synib_hf import SynIBConfig, SynIBTrainer
 from tiny_models import CLIPWithHead, as_dataset, image_text_rows, mlp_fusion, vector_xor
@@ -98,11 +97,6 @@ def test_native_model_forward_that_ignores_synib_views(tmp_path):
     trainer = SynIBTrainer(model=model, args=args(tmp_path), train_dataset=as_dataset(vector_xor(8)))
     with pytest.raises(ValueError, match="did not return `masked_logits`"):
         trainer.train()
-
-
-def test_plain_training_arguments_are_refused(tmp_path):
-    with pytest.raises(TypeError, match="rename TrainingArguments to SynIBConfig"):
-        SynIBTrainer(model=Pair(), args=TrainingArguments(output_dir=str(tmp_path), report_to="none"))
 
 
 def test_token_inputs_need_a_tokenizer(tmp_path):

@@ -9,7 +9,7 @@ from peft import LoraConfig, get_peft_model
 from synib_hf import VLMClassificationConfig, VLMForSequenceClassification, vlm_lora_config
 from synib_hf.generative import candidate_token_ids
 from synib_hf.masking import MaskRandomness, MaskSpec
-from synib_hf.models.vlm import VLMViews
+from synib_hf.models.vlm import embedding_views
 from synib_hf.models.vlm.families import language_model_name, vision_module_names
 from synib_hf.penalties import kl_uniform
 from tiny_vlms import CANDIDATES, FAMILIES, random_batch, tiny_vlm, tiny_vlm_config, tiny_vlm_tokenizer
@@ -85,7 +85,7 @@ def test_lora_gradients_of_lean_and_full_logits_agree():
     grads = []
     for lean in (True, False):
         spec = MaskSpec(mask_type="full", mask_fill="zero")
-        views = VLMViews(base, spec, MaskRandomness(0), tokenizer.all_special_ids)
+        views = embedding_views(base, spec, MaskRandomness(0), tokenizer.all_special_ids)
         readout = views.generative(model, random_batch("llava", 4), candidates, (None, "image", "text"),
                                    training=True, lean_logits=lean)
         (readout.task_loss + kl_uniform(readout.masked_logits.flatten(0, 1)).sum()).backward()

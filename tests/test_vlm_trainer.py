@@ -49,7 +49,7 @@ def test_lambda_zero_is_trainer_in_training_and_evaluation(tmp_path, family):
     plain.train()
     # the same rows plus SynIB's own synib_text_mask column, which must not reach the model
     synib = trainer(synib_model, tmp_path / "s", rows(family, text_mask=True), synib_weight=0.0, **steps)
-    assert synib._path.name == "embedding"
+    assert synib.view_builder.name == "embedding"
     seen = set()
     synib_model.register_forward_pre_hook(lambda module, args, kwargs: seen.update(kwargs), with_kwargs=True)
     synib.train()
@@ -140,7 +140,7 @@ def test_lora_preset_through_the_trainer_trains_adapters_and_leaves_the_vision_t
                                                      max_steps=2, learning_rate=5e-2),
                          train_dataset=rows("paligemma"), data_collator=vlm_collator,
                          processing_class=tiny_vlm_tokenizer(), peft_config=vlm_lora_config(base, r=4))
-    assert synib._path.name == "embedding"
+    assert synib.view_builder.name == "embedding"
     synib.train()
     after = {k.replace(".base_layer", ""): v for k, v in synib.model.get_base_model().named_parameters()}
     for key, value in before.items():
@@ -162,7 +162,7 @@ def test_classification_variant_trains_with_the_gaussian_penalty(tmp_path, famil
                                                       max_steps=2, eval_strategy="steps", eval_steps=2),
                          train_dataset=VLMRows(batch), eval_dataset=VLMRows(batch), data_collator=vlm_collator,
                          processing_class=tiny_vlm_tokenizer())
-    assert synib._path.name == "embedding"
+    assert synib.view_builder.name == "embedding"
     synib.train()
     assert not torch.equal(params(model)["logvar.weight"], before["logvar.weight"])  # the penalty reached its head
     evaluation = [h for h in synib.state.log_history if "eval_loss" in h][-1]
@@ -201,8 +201,8 @@ def test_the_text_mask_column_reaches_the_views_and_bf16_runs(tmp_path):
     synib = trainer(tiny_vlm("idefics3"), tmp_path, data, synib_weight=1.0, per_device_train_batch_size=4,
                     max_steps=1, bf16=True)
     seen = []
-    positions = synib._path.views.positions
-    synib._path.views.positions = lambda batch, **kwargs: seen.append(positions(batch, **kwargs)) or seen[-1]
+    positions = synib.view_builder.positions
+    synib.view_builder.positions = lambda batch, **kwargs: seen.append(positions(batch, **kwargs)) or seen[-1]
     synib.train()
     expected = data.batch["synib_text_mask"].bool()
     assert seen and all(torch.equal(p["text"].cpu(), expected) for p in seen)

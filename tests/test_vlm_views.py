@@ -9,7 +9,7 @@ import torch
 
 from synib_hf.generative import candidate_token_ids
 from synib_hf.masking import MaskRandomness, MaskSpec
-from synib_hf.models.vlm import VLMViews
+from synib_hf.models.vlm import embedding_views
 from synib_hf.models.vlm.families import inner_model
 from synib_hf.penalties import kl_uniform
 from tiny_vlms import CANDIDATES, FAMILIES, VOCAB, random_batch, tiny_vlm, tiny_vlm_tokenizer
@@ -27,7 +27,7 @@ def model(family):
 
 def views(family, share_vision=True, **spec):
     spec = MaskSpec(**{"mask_type": "full", "mask_fill": "zero", **spec})
-    return VLMViews(model(family), spec, MaskRandomness(0), TOKENIZER.all_special_ids, share_vision=share_vision)
+    return embedding_views(model(family), spec, MaskRandomness(0), TOKENIZER.all_special_ids, share_vision=share_vision)
 
 
 def answers(batch):
@@ -170,9 +170,9 @@ def test_unsupported_models_are_refused_with_the_supported_list():
     from tiny_models import CLIPWithHead
 
     with pytest.raises(ValueError, match="supports the vision-language families .*got a 'clip' model"):
-        VLMViews(CLIPWithHead().clip, MaskSpec(mask_type="full"), MaskRandomness(0))
+        embedding_views(CLIPWithHead().clip, MaskSpec(mask_type="full"), MaskRandomness(0))
     with pytest.raises(ValueError, match="Linear has no `get_image_features`"):
-        VLMViews(torch.nn.Linear(2, 2), MaskSpec(mask_type="full"), MaskRandomness(0))
+        embedding_views(torch.nn.Linear(2, 2), MaskSpec(mask_type="full"), MaskRandomness(0))
     from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration
 
     config = LlavaNextConfig(text_config=dict(model_type="llama", vocab_size=64, hidden_size=32, num_hidden_layers=1,
@@ -181,7 +181,7 @@ def test_unsupported_models_are_refused_with_the_supported_list():
                                                 hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                                                 intermediate_size=37))
     with pytest.raises(ValueError, match="supports the vision-language families .*'llava_next'"):
-        VLMViews(LlavaNextForConditionalGeneration(config), MaskSpec(mask_type="full"), MaskRandomness(0))
+        embedding_views(LlavaNextForConditionalGeneration(config), MaskSpec(mask_type="full"), MaskRandomness(0))
 
 
 def test_qwen_views_after_a_batch_of_another_size():

@@ -1,30 +1,28 @@
-"""`BalancingConfig`: `SynIBConfig` plus the hyperparameters of the modality-balancing baselines."""
+"""`BalancingArguments`: the hyperparameters of the modality-balancing baselines, and `BalancingConfig`, the
+`TrainingArguments` that carries them."""
 
 from dataclasses import dataclass, field
 
-from .synib_config import SynIBConfig
+from transformers import TrainingArguments
+
+from .method_arguments import MethodArguments
 
 
 @dataclass
-class BalancingConfig(SynIBConfig):
+class BalancingArguments(MethodArguments):
     r"""
-    Configuration of the modality-balancing baselines ([`OGMGETrainer`], [`MMParetoTrainer`], [`MLBTrainer`],
-    [`UnimodalEnsembleTrainer`]): every [`SynIBConfig`] field (the masking fields only matter for the masked-view
-    metrics of evaluation), with `synib_weight` fixed at 0 — these baselines train without SynIB's penalty — plus one
-    hyperparameter per method. Each trainer reads only its own.
+    The balancing baselines' fields, one hyperparameter (or two) per method; each trainer reads only its own.
 
-    Example:
-
-    ```python
-    >>> args = BalancingConfig(output_dir="out", ogm_alpha=0.8)  # OGM-GE with the authors' CREMA-D α
-    >>> trainer = OGMGETrainer(model=model, args=args, train_dataset=train)
-    ```
+    Parameters:
+        ogm_alpha (`float`, *optional*, defaults to `0.1`):
+            α of OGM-GE ([`OGMGETrainer`]).
+        ogm_gradient_noise (`bool`, *optional*, defaults to `True`):
+            GE: Gaussian noise on the modulated gradients (OGM-GE); False is OGM alone.
+        mmpareto_gamma (`float`, *optional*, defaults to `1.5`):
+            γ of MMPareto ([`MMParetoTrainer`]).
+        mlb_alpha (`float`, *optional*, defaults to `1.5`):
+            α of MLB ([`MLBTrainer`]).
     """
-
-    synib_weight: float = field(
-        default=0.0,
-        metadata={"help": "Must stay 0: the balancing baselines train without SynIB's masked-view penalty."},
-    )
 
     # OGM-GE (Peng et al., CVPR 2022)
     ogm_alpha: float = field(
@@ -66,3 +64,19 @@ class BalancingConfig(SynIBConfig):
             if not value > 0 or value == float("inf"):  # also rejects NaN
                 raise ValueError(f"{name} must be a positive finite number, got {value}.")
         super().__post_init__()
+
+
+@dataclass
+class BalancingConfig(BalancingArguments, TrainingArguments):
+    r"""
+    Configuration of the modality-balancing baselines ([`OGMGETrainer`], [`MMParetoTrainer`], [`MLBTrainer`],
+    [`UnimodalEnsembleTrainer`], [`MultilossTrainer`]): every [`~transformers.TrainingArguments`] field plus
+    [`BalancingArguments`]'. These baselines train without SynIB's masked views, so none of SynIB's fields is here.
+
+    Example:
+
+    ```python
+    >>> args = BalancingConfig(output_dir="out", ogm_alpha=0.8)  # OGM-GE with the authors' CREMA-D α
+    >>> trainer = OGMGETrainer(model=model, args=args, train_dataset=train)
+    ```
+    """

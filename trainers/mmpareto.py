@@ -5,7 +5,7 @@ import torch
 from synib_hf.balancing import pareto_combination
 from synib_hf.tasks import classification_loss
 
-from .balancing import BalancingTrainer
+from .balancing_trainers import BalancingTrainer
 
 
 class MMParetoTrainer(BalancingTrainer):
@@ -52,7 +52,7 @@ class MMParetoTrainer(BalancingTrainer):
         return multimodal + sum(unimodal)
 
     def _accumulate(self, multimodal, unimodal) -> None:
-        scale = 1.0 / self.current_gradient_accumulation_steps  # as the Trainer scales the loss
+        scale = 1.0 / getattr(self, "current_gradient_accumulation_steps", 1)  # as the Trainer scales the loss (1: a probe)
         every = [p for m in self.modalities for p in self.encoder_parameters[m]]
         from_multimodal = self._flat(torch.autograd.grad(multimodal, every, retain_graph=True, allow_unused=True), every)
         if self._gradients is None:
@@ -86,5 +86,5 @@ class MMParetoTrainer(BalancingTrainer):
                 else:
                     param.grad.copy_(value)
                 offset += param.numel()
-            self._metrics["train"][f"pareto_cosine_{modality}"].append(cosine.detach().float().reshape(1))
-            self._metrics["train"][f"pareto_weight_{modality}"].append(weight.detach().float().reshape(1))
+            self._synib_metrics["train"][f"pareto_cosine_{modality}"].append(cosine.detach().float().reshape(1))
+            self._synib_metrics["train"][f"pareto_weight_{modality}"].append(weight.detach().float().reshape(1))

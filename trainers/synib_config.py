@@ -1,92 +1,111 @@
-"""`SynIBConfig`: `TrainingArguments` plus the SynIB objective, its masking operators and where they apply."""
+"""`SynIBArguments`: SynIB's own fields (the objective, its masking operators and where they apply), and
+`SynIBConfig`, the `TrainingArguments` that carries them (`SynIBSFTConfig` mixes the same fields into TRL's
+`SFTConfig`)."""
 
-import copy
 import json
 import math
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from transformers import TrainingArguments
 
-from synib_hf.input_kinds import parse_declared
-from synib_hf.masking import MASK_FILLS, MASK_TYPES
+from synib_hf.masking import MASK_FILLS, MASK_TYPES, parse_declared
 from synib_hf.penalties import PENALTIES
 from synib_hf.tasks import TASK_TYPES
+from synib_hf.view_builders import VIEW_BATCHING
+
+from .method_arguments import MethodArguments
 
 
 SYNIB_PATHS = ("auto", "native", "generic", "embedding")
-VIEW_BATCHING = ("concatenated", "sequential")
 PROBLEM_TYPES = ("auto",) + tuple(t for t in TASK_TYPES if t != "binary_classification")
-
-# Common Hugging Face input names per modality. Absent keys are skipped; pass `modality_keys` to be strict.
-DEFAULT_MODALITY_KEYS = {
-    "image": ["pixel_values"],
-    "text": ["input_ids", "attention_mask", "token_type_ids"],
-    "audio": ["input_features", "input_values"],
-}
 
 
 @dataclass
-class SynIBConfig(TrainingArguments):
+class SynIBArguments(MethodArguments):
     r"""
-    Configuration for [`SynIBTrainer`]: every [`~transformers.TrainingArguments`] field, plus SynIB's.
+    SynIB's fields. The loss is `task(f(x), y) + synib_weight · Σ_m Ω(f(M_m(x)))`: one masked view per modality,
+    each penalised for staying confident. `synib_weight=0` is plain training and evaluation, step for step.
 
-    The loss is `CE(f(x), y) + synib_weight · Σ_m Ω(f(M_m(x)))`: one masked view per modality, each penalised for
-    staying confident. `synib_weight=0` is plain training, step for step.
+    Parameters:
+        > Objective
 
-    Example:
+        synib_weight (`float`, *optional*, defaults to `0.1`):
+            λ, the weight of the masked views' penalty; 0 turns SynIB off.
+        synib_penalty (`str`, *optional*, defaults to `"kl_uniform"`):
+            Ω: `"kl_uniform"`, `"gaussian"` or `"unimodal_anchor"`.
+        synib_start_step (`int`, *optional*, defaults to `0`):
+            First optimizer step with the penalty.
+        synib_end_step (`int` or `None`, *optional*, defaults to `None`):
+            Optimizer step at which the penalty stops.
+        eval_masked_views (`bool` or `None`, *optional*, defaults to `None`):
+            Run the masked views in evaluation (default: when `synib_weight > 0`).
 
-    ```python
-    >>> args = SynIBConfig(output_dir="out", synib_weight=0.1, mask_type="random", mask_ratio=0.5,
-    ...                    modality_keys={"image": ["pixel_values"], "text": ["input_ids", "attention_mask"]})
-    ```
+        > Masking operators
+
+        mask_type (`str`, *optional*, defaults to `"random"`):
+            `"full"`, `"random"`, `"learned"` (native models) or `"oracle"` (synthetic data).
+        mask_ratio (`float`, *optional*, defaults to `0.5`):
+            Share of features/tokens a random mask replaces.
+        mask_fill (`str`, *optional*, defaults to `"auto"`):
+            What replaces masked values: `"shuffle"`, `"ema_noise"`, `"zero"`, or `"auto"`.
+        fill_ema_decay (`float`, *optional*, defaults to `0.99`):
+            EMA decay of the statistics behind `"ema_noise"`.
+        learned_mask_steps, learned_mask_lr, learned_mask_temperature, learned_mask_grad_clip,
+        learned_mask_sparsity_weight:
+            The learned mask's inner optimisation (defaults 20, 0.1, 1.0, 1.0, 1.0).
+        oracle_coordinates (`dict` or `str`, *optional*):
+            Input key → coordinates an `"oracle"` mask destroys.
+
+        > Views
+
+        synib_path (`str`, *optional*, defaults to `"auto"`):
+            `"native"`, `"generic"`, `"embedding"` or `"auto"` (chosen from the model).
+        masked_modalities (`list[str]`, *optional*):
+            Modalities that get a masked view; default: all.
+        view_batching (`str`, *optional*, defaults to `"concatenated"`):
+            One forward for all views, or `"sequential"` (lower peak memory).
+        detach_masked_features (`bool`, *optional*, defaults to `False`):
+            Native path: the penalty trains only the fusion head.
+
+        > Inputs and task (generic path)
+
+        modality_keys (`dict` or `str`, *optional*):
+            Modality → input keys.
+        input_kinds (`dict` or `str`, *optional*):
+            Input key → how it is masked.
+        mask_patch_size (`int`, *optional*, defaults to `1`):
+            Side of the image patch a random mask replaces at once.
+        logits_key (`str`, *optional*, defaults to `"logits"`):
+            Output field of the classification scores.
+        logvar_key (`str`, *optional*):
+            Output field of the log-variances (`"gaussian"`).
+        problem_type (`str`, *optional*, defaults to `"auto"`):
+            The head's task (`"auto"`: as transformers trains it).
+
+        > Vision-language models (embedding path)
+
+        answer_candidates (`list[str]`, *optional*):
+            A generative model's possible answers.
+        lean_logits (`bool`, *optional*, defaults to `True`):
+            Logits only where the loss and the read-out read them.
+        share_vision_encoder (`bool`, *optional*, defaults to `True`):
+            The vision tower once per step for all views.
     """
 
-    # SynIB objective
+    # > Objective
     synib_weight: float = field(
         default=0.1,
-        metadata={
-            "help": "λ, the weight of the masked-view confidence penalty. 0 disables SynIB (plain training and plain "
-            "evaluation). The paper tunes it per data set on validation accuracy over {1e-3, 1e-2, 0.1, 1, 10}."
-        },
+        metadata={"help": "λ, the weight of the masked views' confidence penalty. 0 turns SynIB off: plain training "
+                  "and evaluation, step for step. Tune it on validation data (the paper searches 1e-3 to 10)."},
     )
     synib_penalty: str = field(
         default="kl_uniform",
         metadata={
-            "help": "Ω, the penalty on each masked view: 'kl_uniform' = KL(p ‖ uniform) (for multi-label and "
-            "soft-target heads the per-label KL(σ(z) ‖ ½), averaged over labels); 'gaussian' = KL of N(logits, σ²) "
-            "to N(0, I) with σ² from a logvar head (native models) or the output field logvar_key (generic path), "
-            "the only penalty for regression heads; 'unimodal_anchor' = KL(p_unimodal ‖ p) towards the unimodal "
-            "head of the modality left visible (native models, two modalities).",
+            "help": "Ω, what a masked view costs: 'kl_uniform' = KL(p ‖ uniform) (per label for multi-label heads); "
+            "'gaussian' = KL(N(logits, σ²) ‖ N(0, I)) with σ² from a logvar head or logvar_key (regression heads); "
+            "'unimodal_anchor' = KL(p_unimodal ‖ p) (native models).",
             "choices": list(PENALTIES),
-        },
-    )
-    problem_type: str = field(
-        default="auto",
-        metadata={
-            "help": "The head's task, as transformers names it: 'auto' reads the model config's problem_type, else "
-            "transformers' rule (one output: regression; integer labels: single-label; float labels: multi-label). "
-            "It sets the clean view's task loss (cross-entropy, BCE, MSE) unless compute_loss_func is given, the "
-            "penalty's form and masked accuracy.",
-            "choices": list(PROBLEM_TYPES),
-        },
-    )
-    logits_key: str = field(
-        default="logits",
-        metadata={"help": "Generic path: the model output field holding the classification scores (B, C), e.g. "
-                  "'question_answering_score'."},
-    )
-    logvar_key: Optional[str] = field(
-        default=None,
-        metadata={"help": "Generic path, synib_penalty='gaussian': the output field holding log-variances shaped "
-                  "like the scores."},
-    )
-    eval_masked_views: Optional[bool] = field(
-        default=None,
-        metadata={
-            "help": "Run the masked views in evaluation too, adding eval_synib/* metrics (masked accuracy, "
-            "confidence) and SynIB's objective as eval_loss. Default: on when synib_weight > 0; off, evaluation is "
-            "exactly Trainer's (one forward per batch, the model's own loss)."
         },
     )
     synib_start_step: int = field(
@@ -95,14 +114,19 @@ class SynIBConfig(TrainingArguments):
     synib_end_step: Optional[int] = field(
         default=None, metadata={"help": "Optimizer step at which the penalty stops; None keeps it to the end."}
     )
+    eval_masked_views: Optional[bool] = field(
+        default=None,
+        metadata={"help": "Run the masked views in evaluation too (eval_synib/* metrics, SynIB's objective as "
+                  "eval_loss). Default: on when synib_weight > 0; off, evaluation is exactly Trainer's."},
+    )
 
-    # Masking operators
+    # > Masking operators
     mask_type: str = field(
         default="random",
         metadata={
             "help": "How a modality is masked: 'full' replaces all of it; 'random' each feature/token with "
             "probability mask_ratio; 'learned' fits per-example gates against the unimodal head (native models); "
-            "'oracle' destroys the input coordinates in oracle_coordinates (synthetic data).",
+            "'oracle' destroys oracle_coordinates (synthetic data).",
             "choices": list(MASK_TYPES),
         },
     )
@@ -110,22 +134,12 @@ class SynIBConfig(TrainingArguments):
         default=0.5,
         metadata={"help": "Probability that a feature/token is replaced, in (0, 1]; for mask_type='random'."},
     )
-    mask_patch_size: int = field(
-        default=1,
-        metadata={"help": "Generic path, random masks on images: the side of the square patch one draw replaces "
-                  "(1 = single pixels); all channels of a patch go together."},
-    )
     mask_fill: str = field(
         default="auto",
         metadata={
-            "help": "What replaces masked float values: 'shuffle' = the same value from another example of the batch "
-            "(needs batches of at least 2); 'ema_noise' = N(μ, σ²) from an EMA of clean statistics; 'zero'. 'auto' "
-            "(default) is 'shuffle' on the native and generic paths, where it won or tied with random masks on every "
-            "benchmark, 5 seeds each (Gaussian-XOR synergy slice 0.92 vs 0.54 at 10 % synergy, irony class 0.47 vs "
-            "0.34, easy-VQA 0.727 vs 0.698: noise on rectified or non-Gaussian features is out of distribution, so a "
-            "model can learn to spot masked views; docs/benchmarks/README.md), and 'ema_noise' on the embedding "
-            "path, whose examples rarely have the same number of positions to shuffle. Token ids are always "
-            "replaced by the tokenizer's mask (else pad) id.",
+            "help": "What replaces masked float values: 'shuffle' (the same value from another example of the batch), "
+            "'ema_noise' (N(μ, σ²) from an EMA of clean values) or 'zero'. 'auto': 'shuffle' on the native and "
+            "generic paths, 'ema_noise' on the embedding path (why: docs/benchmarks/README.md).",
             "choices": ["auto", *MASK_FILLS],
         },
     )
@@ -145,62 +159,18 @@ class SynIBConfig(TrainingArguments):
     )
     oracle_coordinates: Optional[Union[dict, str]] = field(
         default=None,
-        metadata={
-            "help": "For mask_type='oracle': input key → coordinates (last axis) to destroy, as a dict or JSON "
-            "string, e.g. '{\"x1\": [12, 13]}'."
-        },
+        metadata={"help": "For mask_type='oracle': input key → coordinates (last axis) to destroy, as a dict or JSON "
+                  "string, e.g. '{\"x1\": [12, 13]}'."},
     )
 
-    # Where masking applies
+    # > Views
     synib_path: str = field(
         default="auto",
         metadata={
-            "help": "'native': features re-used, only the fusion head re-runs per view (the model must implement "
-            "synib_hf.SynIBNativeMixin); 'generic': masked copies of the inputs (any model returning logits); "
-            "'embedding': vision-language models (LLaVA, Qwen2/2.5/3-VL, Idefics3, SmolVLM, PaliGemma, Gemma3, or "
-            "VLMForSequenceClassification around one), views masked on the language model's input embeddings in "
-            "one forward; 'auto': native when the model supports it, embedding for a supported VLM, else generic.",
+            "help": "Where views are built: 'native' (pooled features, only the fusion head re-runs: "
+            "synib_hf.SynIBNativeMixin models), 'generic' (masked copies of the inputs), 'embedding' (a "
+            "vision-language model's input embeddings); 'auto' picks from the model.",
             "choices": list(SYNIB_PATHS),
-        },
-    )
-    modality_keys: Optional[Union[dict, str]] = field(
-        default=None,
-        metadata={
-            "help": "Generic path: modality → input keys, as a dict or JSON string, e.g. "
-            "'{\"image\": [\"pixel_values\"], \"text\": [\"input_ids\", \"attention_mask\"]}'. Every key named "
-            "must be in every batch. Default: pixel_values (image); input_ids, attention_mask, token_type_ids "
-            "(text); input_features, input_values (audio), each when present."
-        },
-    )
-    input_kinds: Optional[Union[dict, str]] = field(
-        default=None,
-        metadata={
-            "help": "Generic path: input key → how it is masked, overriding the default rule (see "
-            "synib_hf.input_kinds): 'tokens', 'image', 'images', 'sequence', 'spectrogram', 'vector', or the "
-            "companions 'attention', 'boxes' (optionally ':<partner key>') and 'unchanged'; a dict or JSON string."
-        },
-    )
-    # Vision-language models (synib_path='embedding')
-    answer_candidates: Optional[list[str]] = field(
-        default=None,
-        metadata={
-            "help": "Generative VLMs: the possible answers, written as in the labels (mind a leading space), e.g. "
-            "yes no. SynIB reads the answer position's logits of their first tokens (which must differ) as the "
-            "class scores its penalty and masked accuracy use; the task loss stays the model's own LM loss."
-        },
-    )
-    lean_logits: bool = field(
-        default=True,
-        metadata={
-            "help": "Generative VLMs: compute logits only where the LM loss and the penalty read them "
-            "(logits_to_keep as a position mask): the same loss and gradients without a (3·B, T, vocabulary) tensor."
-        },
-    )
-    share_vision_encoder: bool = field(
-        default=True,
-        metadata={
-            "help": "Vision-language models: run the vision tower once per step and repeat its output for the "
-            "masked views (identical logits); False runs it on every view's copy of the images."
         },
     )
     masked_modalities: Optional[list[str]] = field(
@@ -209,17 +179,70 @@ class SynIBConfig(TrainingArguments):
     view_batching: str = field(
         default="concatenated",
         metadata={
-            "help": "Generic path: 'concatenated' runs clean and masked views in one forward on the batch axis; "
-            "'sequential' runs and back-propagates each view in turn (lower peak memory).",
+            "help": "Generic and embedding paths: 'concatenated' runs clean and masked views in one forward on the "
+            "batch axis; 'sequential' runs and back-propagates each view in turn (lower peak memory).",
             "choices": list(VIEW_BATCHING),
         },
     )
     detach_masked_features: bool = field(
         default=False,
+        metadata={"help": "Native path: detach encoder features in the masked views, so the penalty trains only the "
+                  "fusion head (the authors' MultiBench setting)."},
+    )
+
+    # > Inputs and task (generic path)
+    modality_keys: Optional[Union[dict, str]] = field(
+        default=None,
+        metadata={"help": "Modality → input keys, as a dict or JSON string, e.g. '{\"image\": [\"pixel_values\"], "
+                  "\"text\": [\"input_ids\", \"attention_mask\"]}'. Default: pixel_values; input_ids, "
+                  "attention_mask, token_type_ids; input_features, input_values, each when present."},
+    )
+    input_kinds: Optional[Union[dict, str]] = field(
+        default=None,
+        metadata={"help": "Input key → how it is masked, overriding the default rule (synib_hf.masking.input_kinds): "
+                  "'tokens', 'image', 'images', 'sequence', 'spectrogram', 'vector', or the companions "
+                  "'attention', 'boxes' (optionally ':<partner key>') and 'unchanged'."},
+    )
+    mask_patch_size: int = field(
+        default=1,
+        metadata={"help": "Random masks on images: the side of the square patch one draw replaces (1 = pixels); all "
+                  "channels of a patch go together."},
+    )
+    logits_key: str = field(
+        default="logits",
+        metadata={"help": "The model output field holding the classification scores (B, C), e.g. "
+                  "'question_answering_score'."},
+    )
+    logvar_key: Optional[str] = field(
+        default=None,
+        metadata={"help": "synib_penalty='gaussian': the output field holding log-variances shaped like the scores."},
+    )
+    problem_type: str = field(
+        default="auto",
         metadata={
-            "help": "Native path: detach encoder features in the masked views, so the penalty trains only the "
-            "fusion head (the authors' MultiBench setting)."
+            "help": "The head's task: 'auto' reads the model config's problem_type, else transformers' rule (one "
+            "output: regression; integer labels: single-label; float labels: multi-label). It sets the penalty's form "
+            "and masked accuracy.",
+            "choices": list(PROBLEM_TYPES),
         },
+    )
+
+    # > Vision-language models (embedding path)
+    answer_candidates: Optional[list[str]] = field(
+        default=None,
+        metadata={"help": "Generative VLMs: the possible answers, written as in the labels (mind a leading space), "
+                  "e.g. yes no. SynIB reads the logits of their first tokens (which must differ) at the answer "
+                  "position; the task loss stays the model's own LM loss."},
+    )
+    lean_logits: bool = field(
+        default=True,
+        metadata={"help": "Generative VLMs: compute logits only where the LM loss and the penalty read them (the same "
+                  "loss and gradients without a (3·B, T, vocabulary) tensor)."},
+    )
+    share_vision_encoder: bool = field(
+        default=True,
+        metadata={"help": "Vision-language models: run the vision tower once per step and repeat its output for the "
+                  "masked views (identical logits); False runs it on every view's copy of the images."},
     )
 
     def __post_init__(self):
@@ -285,90 +308,20 @@ class SynIBConfig(TrainingArguments):
                 )
         super().__post_init__()
 
-    # Why: the Trainer pickles its arguments into training_args.bin (in every checkpoint, and pushed to the Hub);
-    # no token may travel with them. Copies made in memory keep it.
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        for name in state:
-            if name.endswith("_token"):
-                state[name] = None
-        return state
 
-    def __setstate__(self, state):
-        self.__dict__.update(state)
+@dataclass
+class SynIBConfig(SynIBArguments, TrainingArguments):
+    r"""
+    Configuration for [`SynIBTrainer`]: every [`~transformers.TrainingArguments`] field, plus SynIB's (see
+    [`SynIBArguments`], which lists them by group).
 
-    def __deepcopy__(self, memo):
-        copied = copy.copy(self)
-        memo[id(self)] = copied
-        copied.__dict__.update({k: copy.deepcopy(v, memo) for k, v in self.__dict__.items()})
-        return copied
+    Example:
 
-    def __copy__(self):
-        copied = object.__new__(type(self))
-        copied.__dict__.update(self.__dict__)
-        return copied
-
-
-# SynIBConfig fields that one path reads (or some paths): set on a model of another path they would be ignored.
-PATH_FIELDS = {
-    "modality_keys": ("generic",),
-    "input_kinds": ("generic",),
-    "logits_key": ("generic",),
-    "logvar_key": ("generic",),
-    "problem_type": ("generic",),
-    "mask_patch_size": ("generic",),
-    "view_batching": ("generic", "embedding"),
-    "answer_candidates": ("embedding",),
-    "lean_logits": ("embedding",),
-    "share_vision_encoder": ("embedding",),
-}
-
-
-def check_path_fields(args: SynIBConfig, path: str, model_name: str) -> None:
-    """A clear error for a field set away from its default on a path that does not read it."""
-    defaults = {f.name: f.default for f in fields(SynIBConfig) if f.name in PATH_FIELDS}
-    for name, paths in PATH_FIELDS.items():
-        if path not in paths and getattr(args, name) != defaults[name]:
-            raise ValueError(
-                f"{name}={getattr(args, name)!r} is read by the {' and '.join(paths)} path(s), but {model_name} "
-                f"trains on the {path} path, which would ignore it; remove {name}."
-            )
-
-
-def resolved_mask_fill(args: SynIBConfig, path: str) -> str:
-    """The fill a path uses: `mask_fill`, with 'auto' read as 'shuffle' (native, generic) or 'ema_noise' (embedding).
-
-    Raises:
-        ValueError: 'shuffle' with batches of one where views run: training batches while views are trained,
-            evaluation batches while they are evaluated.
+    ```python
+    >>> args = SynIBConfig(output_dir="out", synib_weight=0.1, mask_type="random", mask_ratio=0.5,
+    ...                    modality_keys={"image": ["pixel_values"], "text": ["input_ids", "attention_mask"]})
+    ```
     """
-    fill = args.mask_fill if args.mask_fill != "auto" else ("ema_noise" if path == "embedding" else "shuffle")
-    if fill != "shuffle":
-        return fill
-    eval_views = args.synib_weight > 0 if args.eval_masked_views is None else args.eval_masked_views
-    for name, views_run in (("per_device_train_batch_size", args.synib_weight > 0),
-                            ("per_device_eval_batch_size", eval_views)):
-        if views_run and getattr(args, name) < 2:
-            raise ValueError(
-                f"mask_fill={args.mask_fill!r} fills each example from another of its batch (shuffle), so {name} "
-                f"must be at least 2 (it is {getattr(args, name)}); or set mask_fill='ema_noise'"
-                + (", or eval_masked_views=False." if name == "per_device_eval_batch_size" else ".")
-            )
-    return fill
-
-
-def synib_changes(args: SynIBConfig) -> dict:
-    """The fields of the config's own class (SynIB's, and a subclass's such as the balancing baselines'; not the
-    TrainingArguments ones) whose value differs from that class's default, for model cards."""
-    inherited = {f.name for f in fields(TrainingArguments)}
-    changed = {}
-    for f in fields(type(args)):
-        if f.name in inherited:
-            continue
-        default = f.default_factory() if f.default_factory is not MISSING else f.default
-        if getattr(args, f.name) != default:
-            changed[f.name] = getattr(args, f.name)
-    return changed
 
 
 def _parse_json_field(name: str, value):

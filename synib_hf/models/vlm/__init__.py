@@ -1,11 +1,10 @@
-"""Generative vision-language models under SynIB: per-family facts, embedding-level views in one forward, the
+"""Generative vision-language models under SynIB: per-family facts (what the embedding view builder needs), the
 classification-head variant and LoRA presets."""
 
 from .configuration_vlm import VLMClassificationConfig
-from .families import VLM_FAMILIES, VLMFamily, family_of
-from .lora import vlm_lora_config
+from .families import VLM_FAMILIES, VLMFamily, embedding_views, family_of, inner_model, is_vision_language_model
 from .modeling_vlm import VLMClassifierOutput, VLMForSequenceClassification
-from .views import ViewReadout, VLMViews
+from .vlm_lora import vlm_lora_config
 
 
 __all__ = [
@@ -14,8 +13,9 @@ __all__ = [
     "VLMClassifierOutput",
     "VLMFamily",
     "VLMForSequenceClassification",
-    "VLMViews",
-    "ViewReadout",
+    "embedding_views",
     "family_of",
+    "inner_model",
+    "is_vision_language_model",
     "vlm_lora_config",
 ]

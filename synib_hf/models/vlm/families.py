@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ...embedding_masking import PackedFeatures
+from ...masking import PackedFeatures
+from ...view_builders import EmbeddingViews
+from .configuration_vlm import VLMClassificationConfig
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,30 @@ def inner_model(model: nn.Module) -> nn.Module:
         f"{type(model).__name__} has no `get_image_features`; SynIB's vision-language path needs a transformers "
         "vision-language model (AutoModelForImageTextToText) or a VLMForSequenceClassification."
     )
+
+
+def is_vision_language_model(model: nn.Module) -> bool:
+    """Whether `model` (unwrapped) is a generative VLM of a supported family or a [`VLMForSequenceClassification`]."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type == VLMClassificationConfig.model_type:
+        return True
+    return model_type in VLM_FAMILIES and hasattr(model, "get_image_features")
+
+
+def embedding_views(model: nn.Module, spec, randomness, special_ids=(), **options) -> EmbeddingViews:
+    """The [`EmbeddingViews`] builder of a VLM of a supported family (or a [`VLMForSequenceClassification`] around
+    one), with its family's facts; `options` are the builder's keyword arguments (`candidate_ids`, `share_vision`,
+    `lean_logits`, `view_batching`, `masked_modalities`, `view_loss`).
+
+    Example:
+
+    ```python
+    >>> builder = embedding_views(model, MaskSpec(mask_type="full"), MaskRandomness(seed=0), tokenizer.all_special_ids,
+    ...                           candidate_ids=candidate_token_ids(tokenizer, ["yes", "no"]))
+    ```
+    """
+    inner = inner_model(model)
+    return EmbeddingViews(model, inner, family_of(inner.config), spec, randomness, special_ids, **options)
 
 
 def module_name(root: nn.Module, module: nn.Module) -> str:

@@ -2,7 +2,7 @@
 
 The SynIB authors' Qwen3-VL variant: the language model's last hidden state at a read-out token → LayerNorm → linear
 (plus an optional log-variance head). Its logits are `(B, C)`, so every SynIB penalty (`kl_uniform`, `gaussian`) and
-metric applies unchanged; the masked views are built at the embedding level (`synib_hf.models.vlm.views`).
+metric applies unchanged; the masked views are built at the embedding level (`synib_hf.view_builders.embedding_views`).
 """
 
 from dataclasses import dataclass

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .tasks import classification_task
+from ..tasks import classification_task
 
 
 def learn_keep_gates(

@@ -1,9 +1,10 @@
-"""The modality-balancing baselines behind the same Trainer API: OGM-GE, MLB and the unimodal ensemble (MMPareto is in
-`mmpareto.py`). Each trains a native model with unimodal heads and no SynIB penalty; the synergy-subset evaluation,
-masked-view metrics, logging and model cards are `SynIBTrainer`'s.
+"""The modality-balancing baselines behind the same Trainer API, siblings of `SynIBTrainer` on the shared
+[`MultimodalTrainerMixin`] (logging, model cards, checked first batch): OGM-GE, MLB, multi-loss and the unimodal
+ensemble (MMPareto is in `mmpareto.py`). Each trains a native model with unimodal heads, without masked views.
 
 * [`OGMGETrainer`] — Peng et al., CVPR 2022: the encoder of the modality ahead is slowed down, plus gradient noise.
 * [`MLBTrainer`] — Kontras et al., BMVC 2024: multi-loss objective, every encoder sped up or slowed down.
+* [`MultilossTrainer`] — the multi-loss objective alone (MLB's without modulation).
 * [`UnimodalEnsembleTrainer`] — the authors' `ens`: one model per modality, predictions summed.
 """
 
@@ -11,15 +12,19 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from transformers import Trainer
+
 from synib_hf.balancing import gradient_noise, mlb_coefficients, ogm_coefficients, true_class_probability
+from synib_hf.native import implements_native_protocol
 from synib_hf.tasks import classification_loss, classification_task
 
 from .balancing_config import BalancingConfig
+from .multimodal_trainer import MultimodalTrainerMixin
 from .preflight import first_training_batch, unused_in_probe
-from .synib_trainer import SynIBTrainer
+from .trainer_compat import ddp_handler
 
 
-class BalancingTrainer(SynIBTrainer):
+class BalancingTrainer(MultimodalTrainerMixin, Trainer):
     """What the balancing baselines share; subclasses define `training_loss` and `balance_gradients`.
 
     * One native forward per micro-batch; `training_loss(outputs, labels)` is the method's objective (a per-batch
@@ -36,30 +41,18 @@ class BalancingTrainer(SynIBTrainer):
     attach_unimodal_heads = False
     modulates_gradients = True
 
-    def __init__(self, model=None, args=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         # Why: these baselines need a native model with unimodal heads and the parameters of each modality's encoder.
+        super().__init__(*args, **kwargs)
         name = type(self).__name__
-        if args is None:
-            args = BalancingConfig(output_dir="balancing-output")
-        if not isinstance(args, BalancingConfig):
-            raise TypeError(
-                f"{name} needs `args` to be a BalancingConfig (SynIBConfig plus the balancing hyperparameters), got "
-                f"{type(args).__name__}; build it with synib_hf.BalancingConfig(...)."
-            )
-        super().__init__(model=model, args=args, **kwargs)
         core = self.core_model()
-        if not self.is_native:
+        if not implements_native_protocol(core):
             raise ValueError(
                 f"{name} needs a native model (synib_hf.SynIBNativeMixin) with unimodal heads, which measure or train "
-                f"each modality; {type(core).__name__} is not one (or synib_path='generic' was set)."
+                f"each modality; {type(core).__name__} is not one."
             )
         if any(core.synib_unimodal_head(m) is None for m in core.synib_modalities):
             raise ValueError(f"{name} needs unimodal heads; enable `unimodal_heads` in {type(core).__name__}'s config.")
-        if args.synib_weight != 0:
-            raise ValueError(
-                f"{name} trains without the SynIB penalty, but synib_weight={args.synib_weight}; set it to 0 (or use "
-                "SynIBTrainer)."
-            )
         if self.modulates_gradients and (self.is_deepspeed_enabled or self.is_fsdp_enabled):
             raise ValueError(
                 f"{name} rewrites each encoder's full gradient between backward and the optimizer step; DeepSpeed and "
@@ -92,12 +85,11 @@ class BalancingTrainer(SynIBTrainer):
                     )
         return groups
 
-    def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs):
-        # Why: under DDP, find_unused_parameters must say whether this objective leaves a parameter without gradient.
-        if (self.args.world_size > 1 and self.args.ddp_find_unused_parameters is None
-                and self.accelerator.ddp_handler is not None and self.train_dataset is not None):
-            self.accelerator.ddp_handler.find_unused_parameters = bool(self._unused_parameters())
-        return super().train(resume_from_checkpoint, trial, ignore_keys_for_eval, **kwargs)
+    def _before_training(self) -> None:
+        """Under DDP, `find_unused_parameters` says whether this objective leaves a parameter without gradient."""
+        handler = ddp_handler(self)
+        if self.args.world_size > 1 and self.args.ddp_find_unused_parameters is None and handler is not None:
+            handler.find_unused_parameters = bool(self._unused_parameters())
 
     def _unused_parameters(self) -> set:
         """The trainable parameters one probe step of this objective leaves without gradient (the ensemble's fusion
@@ -111,7 +103,7 @@ class BalancingTrainer(SynIBTrainer):
     # ---- the loss ------------------------------------------------------------------------------------------------
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        # Why: training uses the method's objective from one native forward; evaluation is SynIBTrainer's at λ = 0.
+        # Why: training uses the method's objective from one native forward; evaluation is the Trainer's own.
         if not model.training:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs.get("labels")
@@ -139,7 +131,7 @@ class BalancingTrainer(SynIBTrainer):
         scores = confidence.sum(dim=1)  # rows labelled −100 have confidence 0: they count in no score
         self._scores = scores if self._scores is None else self._scores + scores
         valid = classification_task(unimodal_logits[0]).valid_rows(labels)
-        metrics = self._metrics["train"]
+        metrics = self._synib_metrics["train"]
         if task is not None:
             metrics["task_loss"].append(task.detach().float().expand(labels.shape[0]))
         for modality, loss, column in zip(self.modalities, unimodal_losses, confidence):
@@ -179,7 +171,7 @@ class BalancingTrainer(SynIBTrainer):
                 param.grad.mul_(coefficient.to(param.grad.dtype))
                 if extra is not None:
                     param.grad.add_(extra)
-            self._metrics["train"][f"coefficient_{modality}"].append(coefficient.detach().float().reshape(1))
+            self._synib_metrics["train"][f"coefficient_{modality}"].append(coefficient.detach().float().reshape(1))
 
 
 class OGMGETrainer(BalancingTrainer):
@@ -238,6 +230,26 @@ class MLBTrainer(BalancingTrainer):
         self._scale_encoder_gradients(mlb_coefficients(self.step_scores(), self.args.mlb_alpha))
 
 
+class MultilossTrainer(BalancingTrainer):
+    """Multi-loss: `CE(f(x), y) + Σ_m CE(h_m(z_m), y)`, the unimodal heads `h_m` training the encoders too.
+
+    MLB's objective without its modulation: the family's setting with nothing to balance.
+
+    Example:
+
+    ```python
+    >>> trainer = MultilossTrainer(model=model, args=BalancingConfig(output_dir="out"), train_dataset=train)
+    ```
+    """
+
+    _tag_names = ["multiloss", "multimodal"]
+    attach_unimodal_heads = True
+    modulates_gradients = False
+
+    def balance_gradients(self) -> None:
+        self._scores = None  # the plain multi-loss gradients: nothing to balance
+
+
 class UnimodalEnsembleTrainer(BalancingTrainer):
     """The unimodal ensemble (the SynIB authors' `ens` baseline): one model per modality, predictions summed.
 
@@ -259,15 +271,6 @@ class UnimodalEnsembleTrainer(BalancingTrainer):
     _tag_names = ["unimodal-ensemble", "multimodal"]
     attach_unimodal_heads = True
     modulates_gradients = False
-
-    def __init__(self, *args, **kwargs):
-        # Why: the ensemble has no fusion head to evaluate masked views of.
-        super().__init__(*args, **kwargs)
-        if self.args.eval_masked_views:
-            raise ValueError(
-                "eval_masked_views=True evaluates masked views of the fusion head, which the unimodal ensemble does not "
-                "use; leave it unset."
-            )
 
     def training_loss(self, outputs, labels) -> torch.Tensor:
         smoothing = self.args.label_smoothing_factor

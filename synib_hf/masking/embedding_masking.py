@@ -24,8 +24,10 @@ from typing import Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from .masking import FillStatistics, MaskRandomness, MaskSpec
-from .tasks import IGNORE_INDEX
+from ..tasks import IGNORE_INDEX
+from .fills import FillStatistics
+from .mask_spec import MaskSpec
+from .randomness import MaskRandomness
 
 
 EMBEDDING_MASK_TYPES = ("full", "random")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from synib_hf import ModalityDropoutTrainer, MultilossTrainer, SynIBConfig, SynIBTrainer
+from synib_hf import ModalityDropoutTrainer, SynIBConfig
 from synib_hf.tasks import classification_task
 from tiny_models import as_dataset, mlp_fusion, vector_xor
 
@@ -28,21 +28,7 @@ def test_modality_dropout_trains_the_masked_views_on_the_label(tmp_path):
     assert trainer.state.log_history[0]["synib/penalty_x1"] == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_multiloss_heads_train_the_encoders(tmp_path):
-    """Unimodal CE reaches the encoders under multiloss, not under plain training of the same model."""
-    results = {}
-    for name, trainer_class in (("plain", SynIBTrainer), ("multiloss", MultilossTrainer)):
-        model = mlp_fusion()
-        before = model.encoders["x1"][0].weight.clone()
-        trainer = trainer_class(model=model, args=args(tmp_path / name, synib_weight=0.0),
-                                train_dataset=as_dataset(vector_xor(16)))
-        trainer.train()
-        results[name] = model.encoders["x1"][0].weight - before
-    assert not torch.allclose(results["plain"], results["multiloss"])
-
-
-def test_multiloss_refuses_the_penalty_and_models_without_heads(tmp_path):
-    with pytest.raises(ValueError, match="set it to 0"):
-        MultilossTrainer(model=mlp_fusion(), args=args(tmp_path, synib_weight=0.5))
-    with pytest.raises(ValueError, match="needs a native model with unimodal heads"):
-        MultilossTrainer(model=mlp_fusion(unimodal_heads=False), args=args(tmp_path, synib_weight=0.0))
+def test_modality_dropout_refuses_a_penalty_it_would_ignore(tmp_path):
+    with pytest.raises(ValueError, match=r"trains its masked views with cross_entropy, so synib_penalty \('gaussian'\)"):
+        ModalityDropoutTrainer(model=mlp_fusion(), args=args(tmp_path, synib_penalty="gaussian"),
+                               train_dataset=as_dataset(vector_xor(16)))

@@ -6,8 +6,10 @@ from typing import Mapping, Optional, Sequence
 
 import torch
 
+from .fills import Filler
 from .input_kinds import FEATURE_AXIS, InputKind, resolve_input_kinds
-from .masking import Filler, MaskRandomness, MaskSpec
+from .mask_spec import MaskSpec
+from .randomness import MaskRandomness
 
 
 @dataclass(frozen=True)

@@ -81,21 +81,3 @@ def lora_config_for(
         modules_to_save=heads,
         **kwargs,
     )
-
-
-def wrap_with_peft(model: nn.Module, peft_config):
-    """Wrap `model` with adapters for `peft_config`, with the errors TRL gives for the usual mistakes."""
-    try:
-        from peft import PeftConfig, PeftModel, get_peft_model
-    except ImportError as error:  # pragma: no cover - peft is a dependency
-        raise ImportError("peft_config needs the `peft` package: pip install peft") from error
-    if not isinstance(peft_config, PeftConfig):
-        raise TypeError(f"peft_config must be a peft.PeftConfig (e.g. LoraConfig), got {type(peft_config).__name__}.")
-    if isinstance(model, PeftModel):
-        raise ValueError(
-            "The model is already a PeftModel and a peft_config was passed too: pass the base model with "
-            "peft_config, or the PeftModel without it."
-        )
-    if isinstance(model, str):
-        raise ValueError("SynIBTrainer needs a model object; load it first (e.g. AutoModelForSequenceClassification).")
-    return get_peft_model(model, peft_config)

@@ -1,4 +1,4 @@
-"""Clean and masked views of a vision-language model in one forward: embedding-level SynIB for VLMs.
+"""[`EmbeddingViews`]: the view builder of generative vision-language models and [`VLMForSequenceClassification`].
 
 The batch's text-side inputs are repeated on the batch axis, one block of `B` rows per entry of a layout (`None` for
 the clean block, else the modality that block masks). Two forward pre-hooks do the rest inside the model's own forward
@@ -12,6 +12,13 @@ Two read-outs:
   (candidate answers' first tokens at the answer position) in every block; with `lean_logits` only those positions'
   logits are computed (`logits_to_keep` as a boolean mask);
 * classification ([`VLMForSequenceClassification`]): the head's `(rows, C)` logits (and log-variances).
+
+Training runs the clean block and the masked blocks in one forward, or each masked view alone and then the clean batch
+as the model computes it (`view_batching="sequential"`). Evaluation runs the clean batch exactly as the model computes
+it (its own loss; its logits are the predictions) and the masked blocks in a second forward: in both cases the
+builder returns the masked views only and the trainer adds the model's own clean forward ([`EmbeddingViews.complete`]).
+
+This module knows no model family: the trainer passes the family's facts (`synib_hf.models.vlm.VLM_FAMILIES`).
 """
 
 from contextlib import ExitStack, contextmanager
@@ -22,9 +29,7 @@ from typing import Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from ...embedding_masking import EmbeddingMasker, modality_positions
-from ...masking import MaskRandomness, MaskSpec
-from ...generative import (
+from ..generative import (
     answer_classes,
     answer_positions,
     candidate_logits,
@@ -33,8 +38,9 @@ from ...generative import (
     split_lean_logits,
     supervised_positions,
 )
-from ...tasks import classification_loss
-from .families import family_of, inner_model
+from ..masking import EMBEDDING_MODALITIES, EmbeddingMasker, MaskRandomness, MaskSpec, modality_positions
+from ..objective import Views, select_masked_modalities
+from ..tasks import Task, classification_loss, classification_task
 
 
 @dataclass
@@ -74,35 +80,167 @@ def repeat_encoder_output(encoded, copies: int, fields: Sequence[str]):
     return repeated
 
 
-class VLMViews:
-    """Runs a batch's clean block and masked blocks through a generative VLM or a [`VLMForSequenceClassification`].
+class EmbeddingViews:
+    """`(model, inputs) → Views` for a generative VLM (read over `answer_candidates`) or a
+    [`VLMForSequenceClassification`] (read by its head).
 
     Args:
-        model (`nn.Module`): the unwrapped model (no DDP/PEFT wrapper); hooks go on its inner modules.
+        model (`nn.Module`): the unwrapped model (no DDP/PEFT wrapper).
+        inner (`nn.Module`): its module that merges image features into the embeddings (`LlavaModel`, ...); hooks go
+            on it and on its language model.
+        family: the family's facts (a `synib_hf.models.vlm.VLMFamily`).
         spec ([`MaskSpec`]): mask type (`full` or `random`), ratio and fill.
         randomness ([`MaskRandomness`]): the masks' private generators.
         special_ids (`Sequence[int]`): token ids the default text mask leaves alone (`tokenizer.all_special_ids`).
+        candidate_ids: the first token ids of the answer candidates (generative models; None for a classifier).
         share_vision (`bool`): run the vision tower once per forward and repeat its output for the blocks.
+        lean_logits (`bool`): compute logits only where the loss and the read-out read them.
+        view_batching: "concatenated" or "sequential" (training).
+        masked_modalities: the modalities that get a masked view (default: image and text).
+        view_loss: what a masked view costs (`kl_uniform`; `gaussian` for a classifier with a logvar head).
 
     Example:
 
     ```python
-    >>> views = VLMViews(model, MaskSpec(mask_type="full"), MaskRandomness(seed=0), tokenizer.all_special_ids)
-    >>> readout = views.generative(model, batch, candidate_ids=(40, 41), layout=(None, "image", "text"), training=True)
-    >>> readout.task_loss, readout.masked_logits.shape  # LM loss of the clean rows; (M, B, C)
+    >>> from synib_hf.models.vlm import embedding_views
+    >>> builder = embedding_views(model, MaskSpec(mask_type="full"), MaskRandomness(seed=0),
+    ...                           tokenizer.all_special_ids, candidate_ids=(40, 41))
+    >>> views = builder(model, batch, training=True)   # clean block + image and text views, one forward
+    >>> views.task_loss, views.masked.shape            # the LM loss of the clean rows; (M, B, C)
     ```
     """
 
-    def __init__(self, model: nn.Module, spec: MaskSpec, randomness: MaskRandomness, special_ids: Sequence[int] = (),
-                 share_vision: bool = True):
-        self.inner = inner_model(model)
-        self.family = family_of(self.inner.config)
-        self.language_model = self.inner.get_decoder()
-        self.masker = EmbeddingMasker(spec, randomness, self.family.packed_features)
-        self.special_ids = tuple(special_ids)
-        self.share_vision = share_vision
+    name = "embedding"
+    own_columns = ("synib_text_mask",)  # a batch column SynIB reads; not a model input
+
+    def __init__(self, model: nn.Module, inner: nn.Module, family, spec: MaskSpec, randomness: MaskRandomness,
+                 special_ids: Sequence[int] = (), *, candidate_ids: Optional[Sequence[int]] = None,
+                 share_vision: bool = True, lean_logits: bool = True, view_batching: str = "concatenated",
+                 masked_modalities: Optional[Sequence[str]] = None, view_loss: str = "kl_uniform"):
         self.is_classifier = hasattr(model, "readout_positions")
+        model_name = type(model).__name__
+        penalties = ("kl_uniform", "gaussian") if self.is_classifier else ("kl_uniform",)
+        if view_loss not in (*penalties, "cross_entropy"):  # cross_entropy: modality dropout
+            raise ValueError(
+                f"synib_penalty={view_loss!r} is not available for {model_name}; use one of {penalties} "
+                "('gaussian' needs a VLMForSequenceClassification with logvar_head=True)."
+            )
+        if view_loss == "gaussian" and model.logvar is None:
+            raise ValueError("synib_penalty='gaussian' needs a logvar head: build the model with logvar_head=True.")
+        if self.is_classifier and candidate_ids:
+            raise ValueError(
+                f"answer_candidates is for models that answer in tokens; {model_name} has a classification head "
+                "whose labels are class ids. Remove answer_candidates."
+            )
+        self.inner = inner
+        self.family = family
+        self.language_model = inner.get_decoder()
+        self.masker = EmbeddingMasker(spec, randomness, family.packed_features)
+        self.special_ids = tuple(special_ids)
+        self.candidate_ids = tuple(candidate_ids) if candidate_ids else None
+        self.share_vision = share_vision
+        self.lean_logits = lean_logits
+        self.view_batching = view_batching
+        self.masked_modalities = select_masked_modalities(masked_modalities, EMBEDDING_MODALITIES)
+        self.model_name = model_name
+        self.auto_class = "AutoModelForSequenceClassification" if self.is_classifier else "AutoModelForImageTextToText"
         self._readout_model = model if self.is_classifier else None
+
+    # ---- the first batch ---------------------------------------------------------------------------------------------
+
+    @property
+    def num_labels(self) -> int:
+        """The classes the views are read over: the head's labels, or the answer candidates."""
+        if self.is_classifier:
+            return self._readout_model.config.num_labels
+        if not self.candidate_ids:
+            raise ValueError(
+                f"{self.model_name} answers in tokens: set answer_candidates to its possible answers as they appear "
+                "in the labels (e.g. ['yes', 'no']); SynIB reads their first tokens at the answer position."
+            )
+        return len(self.candidate_ids)
+
+    def check(self, model, batch: Mapping, labels: torch.Tensor) -> Task:
+        """Inputs of the family, positions of each modality, the answers (or class labels), on one batch."""
+        self.check_inputs(batch)
+        task = classification_task(torch.zeros(1, self.num_labels))  # no forward: Qwen's pixel rows are not per row
+        if self.is_classifier:
+            task.check_labels(labels)
+            self.positions(batch, readout_positions=self.readout_positions(batch))
+        else:
+            answers = answer_positions(labels)
+            answer_classes(labels, answers, self.candidate_ids)
+            self.positions(batch, labels=labels, readout_positions=answers)
+        return task
+
+    # ---- one batch ---------------------------------------------------------------------------------------------------
+
+    def __call__(self, model, inputs: Mapping, training: bool, run_view=None, num_items_in_batch=None) -> Views:
+        """The masked views, and in concatenated training the clean view in the same forward; `inputs` holds labels.
+
+        Args:
+            run_view: with `view_batching="sequential"` in training, runs one masked view's `compute()` and
+                back-propagates it (the trainer's part); see [`InputViews`].
+            num_items_in_batch: divide the clean block's token loss by this (the Trainer's count over the accumulated
+                batch, for models that take loss kwargs) instead of averaging.
+        """
+        task = classification_task(torch.zeros(1, self.num_labels))
+        labels = inputs["labels"]
+        # every generative row has an answer (answer_positions raises otherwise); class rows labelled -100 do not count
+        valid = task.valid_rows(labels) if self.is_classifier else torch.ones_like(labels[:, 0], dtype=torch.bool)
+        masked_layout = self.masked_modalities
+        if not training:  # the masked blocks here, the clean batch as the model computes it (the trainer's part)
+            readout = self._read(model, inputs, masked_layout, training=False)
+            return Views(task=task, modalities=masked_layout, masked=readout.masked_logits, valid=valid,
+                         targets=readout.classes, masked_logvar=readout.masked_logvar)
+        if self.view_batching == "concatenated":
+            readout = self._read(model, inputs, (None, *masked_layout), training=True,
+                                 num_items_in_batch=num_items_in_batch)
+            return Views(task=task, modalities=masked_layout, masked=readout.masked_logits, valid=valid,
+                         targets=readout.classes, task_loss=readout.task_loss, scores=readout.logits,
+                         outputs={"logits": readout.logits}, masked_logvar=readout.masked_logvar,
+                         task_scaled_for_ga=num_items_in_batch is not None)
+
+        def one_view(modality):
+            readout = self._read(model, inputs, (modality,), training=True)
+            return Views(task=task, modalities=(modality,), masked=readout.masked_logits, valid=valid,
+                         targets=readout.classes, masked_logvar=readout.masked_logvar)
+
+        read = [run_view(lambda m=m: one_view(m)) for m in masked_layout]
+        classes = labels if self.is_classifier else answer_classes(labels, answer_positions(labels), self.candidate_ids)
+        return Views(task=task, modalities=masked_layout, masked=torch.cat([s for s, _ in read]), valid=valid,
+                     targets=classes, penalties=torch.cat([losses for _, losses in read]))
+
+    def clean_inputs(self, inputs: Mapping, training: bool) -> dict:
+        """The batch as the model takes it for the clean forward (SynIB's own columns left out)."""
+        clean = {k: v for k, v in inputs.items() if k not in self.own_columns}
+        return {**clean, "use_cache": False} if training else clean
+
+    def complete(self, views: Views, task_loss, outputs, inputs: Mapping, scaled_for_ga: bool, training: bool) -> Views:
+        """The masked views completed with the model's own clean forward: its loss, and its scores at the read-out
+        (the head's logits, or the candidates' at the answer position). Evaluation keeps the model's whole output (the
+        predictions `compute_metrics` receives) and logs the clean accuracy."""
+        logits = outputs["logits"]
+        if not self.is_classifier:
+            labels = inputs["labels"]
+            rows = torch.arange(labels.shape[0], device=labels.device)
+            logits = candidate_logits(logits[rows, answer_positions(labels)], self.candidate_ids)
+        completed = views.with_clean(task_loss, logits, {"logits": logits} if training else outputs, scaled_for_ga)
+        if not training:
+            completed.columns = {**views.columns, "clean_accuracy": views.task.correct(logits, views.targets)}
+        return completed
+
+    def state_dict(self) -> dict:
+        return self.masker.state_dict()
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.masker.load_state_dict(state)
+
+    def _read(self, model, inputs, layout, training: bool, num_items_in_batch=None) -> ViewReadout:
+        if self.is_classifier:
+            return self.classification(model, inputs, layout, training)
+        return self.generative(model, inputs, self.candidate_ids, layout, training, lean_logits=self.lean_logits,
+                               num_items_in_batch=num_items_in_batch)
 
     # ---- inputs -----------------------------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
-"""Checkpoints that resume exactly: SynIB's own state (mask generators, fill statistics) saved beside the Trainer's
-RNG state, and the last *complete* checkpoint picked for `resume_from_checkpoint=True` (a folder left half-written by
-a kill during a save is skipped, with a warning that says why)."""
+"""What a checkpoint needs to resume exactly: SynIB's own state (mask generators, fill statistics) saved beside the
+Trainer's, the last *complete* checkpoint picked for `resume_from_checkpoint=True` (a folder left half-written by a
+kill during a save is skipped, with a warning that says why), and checkpoints whose weight names the Trainer's
+state-dict load does not map back (transformers#43701), loaded through `from_pretrained`."""
 
 import json
 import os
@@ -78,7 +79,7 @@ def last_complete_checkpoint(output_dir: str) -> str:
         folders = [n for n in os.listdir(output_dir) if CHECKPOINT_PATTERN.match(n)
                    and os.path.isdir(os.path.join(output_dir, n))]
     if not folders:
-        raise ValueError(f"resume_from_checkpoint=True, but {output_dir} holds no checkpoint-<step> folder.")
+        raise ValueError(f"No valid checkpoint found in output directory ({output_dir})")
     skipped = []
     for name in sorted(folders, key=lambda n: int(CHECKPOINT_PATTERN.match(n).group(1)), reverse=True):
         folder = os.path.join(output_dir, name)
@@ -91,9 +92,25 @@ def last_complete_checkpoint(output_dir: str) -> str:
         skipped.append((folder, problem))
     reasons = "; ".join(f"{os.path.basename(f)}: {r}" for f, r in skipped)
     raise ValueError(
-        f"resume_from_checkpoint=True, but no checkpoint in {output_dir} is complete ({reasons}). A kill during a "
-        "save leaves such folders: delete them, or start without resume_from_checkpoint."
+        f"No valid checkpoint found in output directory ({output_dir}): every checkpoint is incomplete ({reasons}). A "
+        "kill during a save leaves such folders: delete them, or start without resume_from_checkpoint."
     )
+
+
+def needs_converted_load(model, checkpoint: str) -> bool:
+    """Whether the checkpoint's weights are saved under names the model's state dict does not have (some VLMs save
+    legacy names), so that the Trainer's state-dict load would leave them unloaded; adapters and sharded or
+    non-safetensors checkpoints are left to the Trainer."""
+    path = os.path.join(checkpoint, "model.safetensors")
+    if not os.path.isfile(path):
+        return False
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as f:
+        saved = set(f.keys())
+    own = set(model.state_dict())
+    ignorable = set(getattr(model, "_keys_to_ignore_on_save", None) or ()) | tied_keys(model)
+    return bool(saved - own) or bool(own - saved - ignorable)
 
 
 def load_converted(model, checkpoint: str) -> None:

@@ -1,0 +1,320 @@
+"""[`InputViews`]: the view builder of any model that returns classification scores (the generic path).
+
+Each masked view is a copy of the batch whose modality's inputs are masked by the rule of their kind
+(`synib_hf.masking.input_kinds`). The clean batch and the views run in one forward, stacked on the batch axis
+(`view_batching="concatenated"`), or one after another (`"sequential"`: each view is back-propagated as soon as it is
+read, so only one view's activations live at a time). The clean view's task loss follows the head's task
+(`problem_type`: cross-entropy, BCE, MSE) or the user's `compute_loss_func`.
+"""
+
+from typing import Callable, Mapping, Optional, Sequence
+
+import torch
+
+from ..masking import InputMasker, MaskRandomness, MaskSpec, TokenIds, check_oracle_coordinates, resolve_input_kinds
+from ..objective import Views, select_masked_modalities
+from ..tasks import Task, resolve_task
+
+
+VIEW_BATCHING = ("concatenated", "sequential")
+# Common Hugging Face input names per modality. Absent keys are skipped; pass `modality_keys` to be strict.
+DEFAULT_MODALITY_KEYS = {
+    "image": ["pixel_values"],
+    "text": ["input_ids", "attention_mask", "token_type_ids"],
+    "audio": ["input_features", "input_values"],
+}
+
+
+class InputViews:
+    """`(model, inputs) → Views` for any model that returns classification scores `(B, C)`.
+
+    Args:
+        spec ([`MaskSpec`]): how inputs are masked (`learned` needs a native model and is refused).
+        randomness ([`MaskRandomness`]): the masks' private generators.
+        token_ids ([`TokenIds`], *optional*): the tokenizer's fill and special ids, to mask token inputs.
+        modality_keys: modality → input keys (strict); default: [`DEFAULT_MODALITY_KEYS`], the keys present.
+        input_kinds: input key → declared kind, overriding the default rule.
+        masked_modalities: the modalities that get a masked view (default: all).
+        logits_key / logvar_key: the output fields of the scores and (`gaussian`) their log-variances.
+        view_loss: what a masked view costs (`synib_hf.objective.VIEW_LOSSES`).
+        problem_type: the head's task, or "auto" (the model config's, else transformers' rule).
+        view_batching: "concatenated" or "sequential".
+        compute_loss_func: the user's task loss `(outputs, labels, num_items_in_batch) → loss`, on the clean rows.
+        label_smoothing: the task loss's label smoothing (single-label heads).
+        model_config: the model's config, whose `problem_type` decides the task under "auto".
+        model_name: the model's class name, for messages.
+
+    Example:
+
+    ```python
+    >>> builder = InputViews(MaskSpec(mask_type="full", mask_fill="zero"), MaskRandomness(seed=0),
+    ...                      TokenIds.from_tokenizer(tokenizer), modality_keys={"image": ["pixel_values"],
+    ...                      "text": ["input_ids", "attention_mask"]})
+    >>> task = builder.check(model, {k: v for k, v in batch.items() if k != "labels"}, batch["labels"])
+    >>> views = builder(model, batch, training=True)   # clean + 2 masked views in one forward
+    ```
+    """
+
+    name = "generic"
+    own_columns = ()
+    auto_class = "AutoModelForSequenceClassification"
+
+    def __init__(
+        self,
+        spec: MaskSpec,
+        randomness: MaskRandomness,
+        token_ids: Optional[TokenIds] = None,
+        *,
+        modality_keys: Optional[Mapping[str, Sequence[str]]] = None,
+        input_kinds: Optional[Mapping[str, str]] = None,
+        masked_modalities: Optional[Sequence[str]] = None,
+        logits_key: str = "logits",
+        logvar_key: Optional[str] = None,
+        view_loss: str = "kl_uniform",
+        problem_type: str = "auto",
+        view_batching: str = "concatenated",
+        compute_loss_func: Optional[Callable] = None,
+        label_smoothing: float = 0.0,
+        model_config=None,
+        model_name: str = "The model",
+    ):
+        if view_loss == "unimodal_anchor":
+            raise ValueError(
+                "synib_penalty='unimodal_anchor' needs unimodal heads, which only native models have "
+                "(synib_hf.SynIBNativeMixin); on the generic path use 'kl_uniform' (or 'gaussian' with logvar_key)."
+            )
+        if view_loss == "gaussian" and logvar_key is None:
+            raise ValueError(
+                "synib_penalty='gaussian' on the generic path reads log-variances from an output field: set "
+                "logvar_key to it, or use synib_penalty='kl_uniform'."
+            )
+        if view_batching not in VIEW_BATCHING:
+            raise ValueError(f"view_batching={view_batching!r} is not one of {VIEW_BATCHING}.")
+        if modality_keys is not None:
+            select_masked_modalities(masked_modalities, tuple(modality_keys))
+        self.masker = InputMasker(spec, randomness, token_ids)
+        self.spec = spec
+        self.modality_keys_given = modality_keys
+        self.input_kinds = input_kinds
+        self.requested_modalities = masked_modalities
+        self.logits_key, self.logvar_key = logits_key, logvar_key
+        self.view_loss = view_loss
+        self.problem_type = problem_type
+        self.view_batching = view_batching
+        self.compute_loss_func = compute_loss_func
+        self.label_smoothing = label_smoothing
+        self.model_config, self.model_name = model_config, model_name
+        self.task = None  # the head's task, known once a batch was checked
+        self._kinds = {}  # batch signature → resolved kinds
+
+    # ---- the batch's modalities --------------------------------------------------------------------------------------
+
+    def modality_keys(self, batch: Mapping) -> dict:
+        """Modality → input keys for this batch; every key of a user-given map must be present."""
+        return resolve_modality_keys(batch, self.modality_keys_given, DEFAULT_MODALITY_KEYS)
+
+    def masked_modalities(self, batch: Mapping) -> tuple:
+        return select_masked_modalities(self.requested_modalities, tuple(self.modality_keys(batch)))
+
+    def kinds(self, batch: Mapping, keys: Mapping) -> dict:
+        """Each mapped input's [`InputKind`], resolved once per batch layout (names, dtypes, numbers of dims)."""
+        signature = tuple((k, batch[k].dtype, batch[k].dim()) for ks in keys.values() for k in ks)
+        if signature not in self._kinds:
+            self._kinds[signature] = resolve_input_kinds(batch, keys, self.input_kinds)
+        return self._kinds[signature]
+
+    # ---- the first batch ---------------------------------------------------------------------------------------------
+
+    def check(self, model, batch: Mapping, labels: torch.Tensor) -> Task:
+        """The modality map and masking rules, the scores' field and shape, the task and its labels, on one batch
+        (one no-grad forward of two rows)."""
+        keys = self.modality_keys(batch)
+        self.masked_modalities(batch)
+        kinds = self.kinds(batch, keys)
+        if any(k.kind == "tokens" for k in kinds.values()) and self.masker.token_ids is None:
+            raise ValueError(
+                "Masking token ids needs the tokenizer's mask/pad and special-token ids: pass "
+                "`processing_class=tokenizer` (or a processor with a `.tokenizer`) to SynIBTrainer."
+            )
+        if self.spec.mask_type == "oracle":
+            for key, coordinates in (self.spec.oracle_coordinates or {}).items():
+                if key in batch:
+                    check_oracle_coordinates(key, coordinates, batch[key].shape[-1])
+        with torch.no_grad():
+            outputs = model(**{k: v[:2] for k, v in batch.items()})
+        scores = classification_scores(outputs, self.logits_key)
+        config, model_name = self.model_config, self.model_name
+        task = resolve_task(config, labels, scores.shape[-1], self.problem_type)
+        task.check_labels(labels, where=f"labels (a {task.problem_type} head with {task.num_labels} outputs)")
+        if task.problem_type == "regression" and self.view_loss != "gaussian":
+            raise ValueError(
+                f"{model_name} is a regression head ({scores.shape[-1]} output(s) and "
+                f"problem_type={getattr(config, 'problem_type', None)!r}; transformers trains it with MSE), which has "
+                "no confidence for kl_uniform to penalise. Use synib_penalty='gaussian' with logvar_key, or, for a "
+                "binary classifier, problem_type='multi_label_classification' with float 0/1 labels (one logit, "
+                "BCE) or num_labels=2."
+            )
+        logvar = read_output(outputs, self.logvar_key, "logvar_key") if self.view_loss == "gaussian" else None
+        if logvar is not None and logvar.shape != scores.shape:
+            raise ValueError(f"the output field {self.logvar_key!r} (logvar_key) must have the scores' shape "
+                             f"{tuple(scores.shape)}.")
+        if self.label_smoothing and task.problem_type not in ("single_label_classification",):
+            raise ValueError(
+                f"label_smoothing_factor applies to single-label heads; this head is {task.problem_type}."
+            )
+        self.task = task
+        return task
+
+    # ---- one batch ---------------------------------------------------------------------------------------------------
+
+    def __call__(self, model, inputs: Mapping, training: bool, run_view=None, num_items_in_batch=None) -> Views:
+        """The clean view and one masked view per modality; `inputs` holds `labels`.
+
+        Args:
+            run_view: with `view_batching="sequential"`, `run_view(compute)` runs `compute()` (one masked view's
+                [`Views`]), back-propagates its loss and returns `(scores, losses)` detached: the trainer's part.
+        """
+        task = self.task
+        labels = inputs["labels"]
+        task.check_labels(labels)
+        batch = {k: v for k, v in inputs.items() if k != "labels"}
+        keys = self.modality_keys(batch)
+        kinds = self.kinds(batch, keys)
+        modalities = self.masked_modalities(batch)
+        views = [self.masker(batch, keys[m], training, kinds) for m in modalities]
+        valid = task.valid_rows(labels)
+        size = labels.shape[0]
+        if self.view_batching == "concatenated":
+            outputs = model(**concatenate_views(batch, views))
+            scores = classification_scores(outputs, self.logits_key).unflatten(0, (len(views) + 1, -1))  # (1+M, B, C)
+            logvar = self._logvar(outputs, len(views) + 1)
+            return Views(
+                task=task, modalities=modalities, masked=scores[1:], valid=valid, targets=labels,
+                task_loss=self._task_loss(outputs, scores[0], labels, size), scores=scores[0],
+                outputs={"logits": scores[0]}, masked_logvar=None if logvar is None else logvar[1:],
+            )
+
+        def one_view(modality, view):
+            outputs = model(**view)
+            logvar = self._logvar(outputs, 1)
+            return Views(task=task, modalities=(modality,), masked=classification_scores(outputs, self.logits_key)[None],
+                         valid=valid, targets=labels, masked_logvar=logvar)
+
+        read = [run_view(lambda m=m, v=v: one_view(m, v)) for m, v in zip(modalities, views)]
+        outputs = model(**batch)
+        logits = classification_scores(outputs, self.logits_key)
+        return Views(
+            task=task, modalities=modalities, masked=torch.cat([scores for scores, _ in read]), valid=valid,
+            targets=labels, task_loss=self._task_loss(outputs, logits, labels, size), scores=logits,
+            outputs={"logits": logits}, penalties=torch.cat([losses for _, losses in read]),
+        )
+
+    def _logvar(self, outputs, views: int):
+        if self.view_loss != "gaussian":
+            return None
+        return read_output(outputs, self.logvar_key, "logvar_key").unflatten(0, (views, -1))
+
+    def _task_loss(self, outputs, logits, labels, size) -> torch.Tensor:
+        """The clean view's task loss: the user's `compute_loss_func` on the clean rows, else the task's own."""
+        if self.compute_loss_func is not None:
+            # a per-batch mean: SynIB never passes num_items_in_batch (its loss is not scaled for accumulation)
+            return self.compute_loss_func(slice_outputs(outputs, size), labels, num_items_in_batch=None)
+        return self.task.loss(logits, labels, self.label_smoothing)
+
+    def state_dict(self) -> dict:
+        return self.masker.state_dict()
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.masker.load_state_dict(state)
+
+
+def resolve_modality_keys(
+    batch: Mapping, modality_keys: Optional[Mapping[str, Sequence[str]]], default: Mapping[str, Sequence[str]]
+) -> dict:
+    """Modality → input keys present in `batch`.
+
+    A user-given map is strict (every key it names must be in the batch); the default map keeps the keys present and
+    the modalities with content (not only an attention mask).
+
+    Raises:
+        ValueError: a mapped key is missing, or fewer than two modalities are found.
+    """
+    if modality_keys is not None:
+        for modality, keys in modality_keys.items():
+            missing = [k for k in keys if k not in batch]
+            if missing:
+                raise ValueError(
+                    f"modality_keys maps {modality!r} to {missing}, but the batch has no such key (batch keys: "
+                    f"{sorted(batch)}). Fix modality_keys, or the data collator / dataset columns."
+                )
+        return dict(modality_keys)
+    found = {
+        modality: [k for k in keys if k in batch]
+        for modality, keys in default.items()
+        if any(k in batch for k in keys if not k.endswith(("attention_mask", "token_type_ids")))
+    }
+    if len(found) < 2:
+        raise ValueError(
+            f"SynIB needs at least two modalities, but the default modality map finds {found or 'none'} in the "
+            f"batch keys {sorted(batch)}. Pass modality_keys={{modality: [input keys]}} in SynIBConfig."
+        )
+    return found
+
+
+def read_output(outputs, key: str, what: str = "logits_key") -> torch.Tensor:
+    """The tensor `outputs[key]` of a ModelOutput or dict; an error listing the fields when there is none."""
+    value = outputs.get(key) if isinstance(outputs, Mapping) else getattr(outputs, key, None)
+    if value is None:
+        fields = list(outputs.keys()) if isinstance(outputs, Mapping) else [type(outputs).__name__]
+        raise ValueError(
+            f"SynIB reads the scores from the output field {key!r} ({what}), but the model's output has "
+            f"{fields}. Set SynIBConfig.{what} to the field that holds them."
+        )
+    return value
+
+
+def classification_scores(outputs, key: str = "logits") -> torch.Tensor:
+    """Classification scores `(batch, num_labels)` from a model output, checked for shape."""
+    scores = read_output(outputs, key)
+    if scores.dim() != 2:
+        hint = (" Logits (B, T, V) with labels (B, T) are a generative model's: for a vision-language model of a "
+                "supported family (LLaVA, Qwen2/2.5/3-VL, Idefics3, SmolVLM, PaliGemma, Gemma3) use "
+                "synib_path='embedding' (or 'auto') with answer_candidates." if scores.dim() == 3 else "")
+        raise ValueError(
+            f"SynIB's generic path needs classification scores of shape (batch, num_labels) in {key!r}, got "
+            f"{tuple(scores.shape)}.{hint}"
+        )
+    return scores
+
+
+def slice_outputs(outputs, batch_size: int) -> dict:
+    """The first `batch_size` rows (the clean view) of every tensor in a concatenated forward's output."""
+    items = outputs.items() if isinstance(outputs, Mapping) else vars(outputs).items()
+    return {
+        key: value[:batch_size] if torch.is_tensor(value) and value.dim() > 0 else value
+        for key, value in items
+        if key != "loss"
+    }
+
+
+def concatenate_views(batch: Mapping[str, torch.Tensor], views: Sequence[Mapping[str, torch.Tensor]]) -> dict:
+    """Clean batch and masked views stacked on the batch axis: every input becomes `((1 + M)·B, ...)`.
+
+    Example:
+
+    ```python
+    >>> stacked = concatenate_views({"x": torch.zeros(2, 3)}, [{"x": torch.ones(2, 3)}])
+    >>> stacked["x"].shape
+    torch.Size([4, 3])
+    ```
+    """
+    batch_size = next(v.shape[0] for v in batch.values() if torch.is_tensor(v) and v.dim() > 0)
+    stacked = {}
+    for key, value in batch.items():
+        if not torch.is_tensor(value) or value.dim() == 0 or value.shape[0] != batch_size:
+            raise ValueError(
+                f"view_batching='concatenated' stacks views on the batch axis, but input {key!r} is not a tensor "
+                f"with batch size {batch_size} first. Use view_batching='sequential' or drop {key!r} from the batch."
+            )
+        stacked[key] = torch.cat([value] + [view[key] for view in views])
+    return stacked
