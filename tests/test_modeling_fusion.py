@@ -134,3 +134,41 @@ def test_a_cnn_vision_tower_built_from_a_config_pools_to_its_last_width():
     assert model.vision_projection.in_features == 12
     out = model(**{k: v for k, v in batch().items() if k != "labels"})
     assert out.logits.shape == (4, 2)
+
+
+def test_concat_product_fusion_reads_the_features_and_their_product(tmp_path):
+    model = tiny_fusion(fusion_type="concat_product").eval()
+    assert model.fusion[2].in_features == 3 * model.config.projection_dim
+    inputs = {k: v for k, v in batch().items() if k != "labels"}
+    with torch.no_grad():
+        features = {m: model.synib_encode(m, inputs) for m in model.synib_modalities}
+        image, text = features["image"], features["text"]
+        hidden = torch.nn.functional.gelu(model.fusion[2](torch.cat([image, text, image * text], dim=-1)))
+        torch.testing.assert_close(model(**inputs).logits, model.classifier(hidden), rtol=0, atol=0)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert loaded.config.fusion_type == "concat_product"
+    torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits, rtol=0, atol=0)
+
+
+def test_the_default_fusion_keeps_its_layers_and_an_unknown_fusion_type_is_named():
+    model = tiny_fusion()
+    assert model.config.fusion_type == "concat" and set(model.fusion.state_dict()) == {"1.weight", "1.bias"}
+    assert model.fusion[1].in_features == 2 * model.config.projection_dim
+    with pytest.raises(ValueError, match="fusion_type='bilinear'"):
+        tiny_fusion(fusion_type="bilinear")
+
+
+def test_synib_masks_reach_the_product_in_the_fusion_head(tmp_path):
+    model = tiny_fusion(fusion_type="concat_product")
+    trainer = SynIBTrainer(
+        model=model,
+        args=SynIBConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, max_steps=2, synib_weight=1.0,
+                         mask_type="random", mask_ratio=0.3, mask_fill="shuffle", per_device_train_batch_size=4,
+                         disable_tqdm=True, save_strategy="no", logging_steps=1),
+        train_dataset=as_dataset(fusion_rows(8)),
+    )
+    assert trainer.is_native
+    trainer.train()
+    log = trainer.state.log_history[0]
+    assert torch.isfinite(torch.tensor([log["loss"], log["synib/penalty_text"], log["synib/penalty_image"]])).all()

@@ -81,6 +81,12 @@ class ModelArguments:
     )
     projection_dim: int = field(default=256, metadata={"help": "Width of each projected modality feature."})
     fusion_hidden_size: int = field(default=512, metadata={"help": "Hidden width of the fusion MLP."})
+    fusion_type: str = field(
+        default="concat",
+        metadata={"help": "What the fusion MLP reads: concat ([image, text]) or concat_product ([image, text, "
+                  "image ⊙ text], a multiplicative interaction; see FusionConfig).",
+                  "choices": ["concat", "concat_product"]},
+    )
     image_size: Optional[int] = field(
         default=None, metadata={"help": "Resize/crop images to this size (tiny towers, a vision_config tower)."}
     )
@@ -129,6 +135,7 @@ def build_tiny(script_args, model_args, processor):
                                     pad_token_id=tokenizer.pad_token_id),
         projection_dim=model_args.projection_dim,
         fusion_hidden_size=model_args.fusion_hidden_size,
+        fusion_type=model_args.fusion_type,
         text_pooling="mean",  # random tiny towers: a mean over tokens keeps every word's signal
     )
     return FusionForSequenceClassification(config)
@@ -145,8 +152,8 @@ def build_pretrained(model_args, num_labels: int = 2):
     text_name = model_args.text_model_name_or_path
     text_path = resolve_checkpoint(text_name)
     fusion_options = dict(projection_dim=model_args.projection_dim, fusion_hidden_size=model_args.fusion_hidden_size,
-                          text_pooling=model_args.text_pooling, deduplicate_text=model_args.deduplicate_text,
-                          num_labels=num_labels)
+                          fusion_type=model_args.fusion_type, text_pooling=model_args.text_pooling,
+                          deduplicate_text=model_args.deduplicate_text, num_labels=num_labels)
     if model_args.vision_config:
         vision_model = AutoModel.from_config(AutoConfig.for_model(**json.loads(model_args.vision_config)))
         text_model = AutoModel.from_pretrained(text_path)

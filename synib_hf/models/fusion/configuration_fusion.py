@@ -6,6 +6,7 @@ from transformers import AutoConfig, CLIPVisionConfig, DebertaV2Config, Pretrain
 
 
 POOLINGS = ("auto", "pooler", "cls", "mean")
+FUSION_TYPES = ("concat", "concat_product")
 
 
 def _as_config(value: Union[PretrainedConfig, dict, None], default: PretrainedConfig, name: str) -> PretrainedConfig:
@@ -34,6 +35,12 @@ class FusionConfig(PretrainedConfig):
         normalize_features (`bool`): layer-normalise each projected feature without affine parameters.
         unimodal_heads, detach_unimodal_heads, logvar_head (`bool`): SynIB's instruments (see the native protocol).
         fusion_dropout (`float`): dropout before the fusion head.
+        fusion_type (`str`): what the fusion MLP reads. 'concat' (default): the concatenated features
+            `[image, text]`, so the modalities interact only through sums inside its one hidden layer. 'concat_product':
+            `[image, text, image ⊙ text]`, the elementwise product added, a multiplicative interaction that makes
+            comparisons between the modalities (easy-VQA's yes/no questions: is the pictured colour the one asked
+            about?) quick to learn. The product is formed inside the fusion head from the pooled features, so a masked
+            view changes it through either modality.
         deduplicate_text (`bool`): run the text tower once per distinct text of a batch and share its feature among
             the copies. For templated text (easy-VQA has 107 distinct questions) this cuts the text tower's cost
             several times; evaluation is unchanged, and in training the copies share one dropout draw.
@@ -63,6 +70,7 @@ class FusionConfig(PretrainedConfig):
         fusion_dropout: float = 0.1,
         initializer_range: float = 0.02,
         deduplicate_text: bool = False,
+        fusion_type: str = "concat",
         **kwargs,
     ):
         if "num_labels" not in kwargs and "id2label" not in kwargs:  # a saved config brings its id2label
@@ -70,6 +78,8 @@ class FusionConfig(PretrainedConfig):
         for name, value in (("vision_pooling", vision_pooling), ("text_pooling", text_pooling)):
             if value not in POOLINGS:
                 raise ValueError(f"{name}={value!r} is not one of {POOLINGS}.")
+        if fusion_type not in FUSION_TYPES:
+            raise ValueError(f"fusion_type={fusion_type!r} is not one of {FUSION_TYPES}.")
         self.vision_config = _as_config(vision_config, CLIPVisionConfig(), "vision_config")
         self.text_config = _as_config(text_config, DebertaV2Config(), "text_config")
         self.projection_dim = projection_dim
@@ -83,6 +93,7 @@ class FusionConfig(PretrainedConfig):
         self.fusion_dropout = fusion_dropout
         self.initializer_range = initializer_range
         self.deduplicate_text = deduplicate_text
+        self.fusion_type = fusion_type
         super().__init__(**kwargs)
 
     @classmethod

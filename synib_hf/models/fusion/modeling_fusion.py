@@ -46,8 +46,19 @@ def _distinct_rows(text_inputs: dict) -> tuple[dict, torch.Tensor]:
     return {k: v[first] for k, v in text_inputs.items()}, copies
 
 
+class AppendProduct(nn.Module):
+    """`[image, text]` → `[image, text, image ⊙ text]`: the first step of the `concat_product` fusion (both features
+    have `projection_dim` values)."""
+
+    def forward(self, joint: torch.Tensor) -> torch.Tensor:
+        image, text = joint.chunk(2, dim=-1)
+        return torch.cat([joint, image * text], dim=-1)  # (B, 3P)
+
+
 class FusionForSequenceClassification(SynIBNativeMixin, VerifiedLoadingMixin, PreTrainedModel):
     """Vision tower + text tower → projected, normalised pooled features → concatenation MLP → logits.
+
+    With `fusion_type="concat_product"` the MLP also reads the features' elementwise product.
 
     Unimodal heads (one linear layer per modality) feed learned masks, `unimodal_anchor` and synergy-subset evaluation;
     they train on detached features. Modalities are `"image"` (`pixel_values`) and `"text"` (`input_ids`,
@@ -86,8 +97,12 @@ class FusionForSequenceClassification(SynIBNativeMixin, VerifiedLoadingMixin, Pr
         self.text_projection = nn.Linear(_width(self.text_model.config), width)
         norm = nn.LayerNorm(width, elementwise_affine=False) if config.normalize_features else nn.Identity()
         self.feature_norm = norm
+        product = config.fusion_type == "concat_product"
         self.fusion = nn.Sequential(
-            nn.Dropout(config.fusion_dropout), nn.Linear(2 * width, config.fusion_hidden_size), nn.GELU()
+            *([AppendProduct()] if product else []),  # 'concat' keeps its layers' names (fusion.1 is the Linear)
+            nn.Dropout(config.fusion_dropout),
+            nn.Linear((3 if product else 2) * width, config.fusion_hidden_size),
+            nn.GELU(),
         )
         self.classifier = nn.Linear(config.fusion_hidden_size, classes)
         self.unimodal = (
