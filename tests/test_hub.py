@@ -160,7 +160,7 @@ def test_vlm_classifier_pushes_and_loads_by_repo_id(hub, tmp_path):
 def test_push_leaves_every_training_state_file_out_and_needs_real_weights(tmp_path):
     import json
 
-    from synib_hf.cli.push import stage
+    from synib_hf.cli.push import plan_upload
 
     folder = tmp_path / "checkpoint-4"
     folder.mkdir()
@@ -170,11 +170,85 @@ def test_push_leaves_every_training_state_file_out_and_needs_real_weights(tmp_pa
     for name in state:
         (folder / name).write_bytes(b"state")
     with pytest.raises(ValueError, match="holds no model: expected config.json .* and weights"):
-        stage(str(folder), "org/name")  # training_args.bin is not weights
+        plan_upload(str(folder), "org/name")  # training_args.bin is not weights
     (folder / "model.safetensors").write_bytes(b"weights")
-    staged = stage(str(folder), "org/name")
+    (folder / "checkpoint-2").mkdir()
+    (folder / "checkpoint-2" / "model.safetensors").write_bytes(b"an intermediate checkpoint")
+    assert sorted(plan_upload(str(folder), "org/name")) == ["config.json", "model.safetensors"]
+
+
+# ---- no staging copy: a push stopped at any point leaves nothing in the temporary folder ------------------------------
+
+
+class Interrupted(BaseException):
+    """What a signal handler raises (KeyboardInterrupt for SIGINT; SystemExit for a SIGTERM handler)."""
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, SystemExit, Interrupted])
+def test_a_push_interrupted_mid_upload_leaves_nothing_in_the_temporary_folder(tmp_path, monkeypatch, interruption):
+    """The upload reads the files from the checkpoint folder and rewrites only the card and the adapter config, in
+    memory: at the moment the commit runs there is no copy anywhere, so neither an exception (Ctrl-C, a SIGTERM
+    handler) nor SIGKILL at that moment can leave one."""
+    import tempfile
+
+    from huggingface_hub import HfApi
+
+    from synib_hf.cli import push
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    sys.path.insert(0, str(HERE))
+    from tiny_models import tiny_fusion
+
+    checkpoint = tmp_path / "lora"
+    from peft import get_peft_model
+
+    from synib_hf import lora_config_for
+
+    base = tiny_fusion()
+    get_peft_model(base, lora_config_for(base, r=2)).save_pretrained(checkpoint)
+    (checkpoint / "optimizer.pt").write_bytes(b"state")
+    seen = {}
+
+    def create_commit(self, repo_id, operations, commit_message, create_pr=False):
+        seen["temporary"] = sorted(p.name for p in temporary.iterdir())
+        seen["sources"] = {op.path_in_repo: op.path_or_fileobj for op in operations}
+        raise interruption()
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, *a, **k: None)
+    monkeypatch.setattr(HfApi, "create_commit", create_commit)
+    with pytest.raises(interruption):
+        push.main([str(checkpoint), "--repo-id", "synib-org/lora", "--base-model", "synib-org/base"])
+    assert seen["temporary"] == [] and list(temporary.iterdir()) == []
+    sources = seen["sources"]
+    assert sources["adapter_model.safetensors"] == str(checkpoint / "adapter_model.safetensors")  # read in place
+    assert json.loads(sources["adapter_config.json"])["base_model_name_or_path"] == "synib-org/base"  # bytes
+    assert json.loads((checkpoint / "adapter_config.json").read_text())["base_model_name_or_path"] is None
+    assert "optimizer.pt" not in sources
+
+
+def test_a_push_killed_mid_upload_leaves_nothing_in_the_temporary_folder(hub, tmp_path):
+    """SIGKILL as soon as the repo exists (the upload is next, or under way): the temporary folder the push ran with
+    stays empty, so no later run has anything to clean up."""
+    import signal
+    import time
+
+    temporary, checkpoint = tmp_path / "tmp", tmp_path / "checkpoint"
+    temporary.mkdir()
+    sys.path.insert(0, str(HERE))
+    from tiny_models import mlp_fusion
+
+    mlp_fusion().save_pretrained(checkpoint)
+    env = {**client_env(hub, tmp_path / "cache"), "TMPDIR": str(temporary)}
+    process = subprocess.Popen([sys.executable, "-m", "synib_hf", "push", str(checkpoint), "--repo-id",
+                                "synib-org/killed", "--endpoint", hub.url], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        kept = sorted(p.name for p in Path(staged).iterdir() if p.name != "README.md")
+        deadline = time.monotonic() + 120
+        while "synib-org/killed" not in hub.repos and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # create_repo has run: the upload is next
+        process.send_signal(signal.SIGKILL)
     finally:
-        shutil.rmtree(staged)
-    assert kept == ["config.json", "model.safetensors"]
+        process.wait(timeout=60)
+    assert list(temporary.iterdir()) == []

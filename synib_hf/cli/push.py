@@ -3,22 +3,25 @@ re-rendered for the repo.
 
     synib-hf push runs/synergy-demo --repo-id your-org/xor-synib [--private] [--create-pr] [--dry-run]
 
-Steps: copy the checkpoint to a temporary folder → render the model card for the repo id → verify that what will be
-uploaded loads (every weights file parses, is complete and holds finite values, every config loads, the weights fit the
-model their config describes) → create the repo (exist_ok) → one `upload_folder` commit. A LoRA checkpoint
+Steps: list the checkpoint's files (training state left out) → render the model card for the repo id → verify that
+what will be uploaded loads (every weights file parses, is complete and holds finite values, every config loads, the
+weights fit the model their config describes) → create the repo (exist_ok) → one `create_commit`. A LoRA checkpoint
 (adapter_config.json) may name the repo of its base model with `--base-model`, so that `from_pretrained(repo_id)` loads
 base and adapters in one call.
+
+Nothing is copied: the files are uploaded from the checkpoint folder itself, and the two files a push rewrites (the
+card, and adapter_config.json with `--base-model`) travel as bytes. So a push stopped at any point (Ctrl-C, SIGTERM,
+even SIGKILL) leaves nothing behind in the temporary folder.
 
 Exit status: 0 pushed (or, with --dry-run, pushable); 2 the checkpoint is missing or does not load, and nothing was
 uploaded; 1 the Hub refused or could not be reached, and nothing was committed.
 """
 
 import argparse
+import fnmatch
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -37,31 +40,58 @@ def make_parser() -> argparse.ArgumentParser:
 # training state a checkpoint folder holds beside the model (Trainer's and SynIB's): never uploaded
 SKIPPED = ("training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "synib_state*.pt",
            "trainer_state.json")
+SKIPPED_FOLDERS = ("checkpoint-*",)  # the intermediate checkpoints of a run's output folder
 
 
-def stage(checkpoint: str, repo_id: str, base_model=None) -> str:
-    """A temporary copy of the checkpoint, ready to upload: card rendered for `repo_id`, training state left out."""
+def _skipped(relative_path: str) -> bool:
+    parts = relative_path.split("/")
+    return any(fnmatch.fnmatch(part, pattern) for part in parts[:-1] for pattern in SKIPPED_FOLDERS) or any(
+        fnmatch.fnmatch(parts[-1], pattern) for pattern in SKIPPED
+    )
+
+
+def plan_upload(checkpoint: str, repo_id: str, base_model=None) -> dict:
+    """What a push uploads, without copying anything: `{path in the repo: local file path, or bytes}`.
+
+    Training state is left out; the card is rendered for `repo_id` (as bytes), and with `base_model` the adapter
+    config names it (as bytes). Every other file is read from the checkpoint folder at upload time.
+
+    Raises:
+        FileNotFoundError: the folder does not exist.
+        ValueError: the folder holds no model (no config.json / adapter_config.json, or no weights).
+
+    Example:
+
+    ```python
+    >>> sorted(plan_upload("runs/synergy-demo", "org/xor-synib"))
+    ['README.md', 'config.json', 'model.safetensors', 'synib_card.json']
+    ```
+    """
     from synib_hf.model_card import render_card_for_repo
 
     if not os.path.isdir(checkpoint):
         raise FileNotFoundError(f"checkpoint folder {checkpoint!r} does not exist.")
-    has_weights = any(name.endswith((".safetensors", ".bin")) and name != "training_args.bin"
-                      for name in os.listdir(checkpoint))
-    if not has_weights or not any(n in os.listdir(checkpoint) for n in ("config.json", "adapter_config.json")):
+    names = os.listdir(checkpoint)
+    has_weights = any(name.endswith((".safetensors", ".bin")) and name != "training_args.bin" for name in names)
+    if not has_weights or not any(n in names for n in ("config.json", "adapter_config.json")):
         raise ValueError(f"{checkpoint!r} holds no model: expected config.json (or adapter_config.json) and weights.")
-    staging = tempfile.mkdtemp(prefix="synib-push-")
-    shutil.copytree(checkpoint, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*SKIPPED, "checkpoint-*"))
-    adapter_config = os.path.join(staging, "adapter_config.json")
-    if os.path.exists(adapter_config) and base_model:
-        with open(adapter_config) as f:
-            config = json.load(f)
-        config["base_model_name_or_path"] = base_model
-        with open(adapter_config, "w") as f:
-            json.dump(config, f, indent=2)
-    card = render_card_for_repo(staging, repo_id)
+    files = {}
+    for root, folders, filenames in os.walk(checkpoint):
+        folders.sort()
+        for name in sorted(filenames):
+            path = os.path.join(root, name)
+            relative = os.path.relpath(path, checkpoint).replace(os.sep, "/")
+            if not _skipped(relative):
+                files[relative] = path
+    if base_model and "adapter_config.json" in files:
+        with open(files["adapter_config.json"]) as f:
+            adapter_config = json.load(f)
+        adapter_config["base_model_name_or_path"] = base_model
+        files["adapter_config.json"] = (json.dumps(adapter_config, indent=2) + "\n").encode()
+    card = render_card_for_repo(checkpoint, repo_id)
     if card is not None:
-        card.save(os.path.join(staging, "README.md"))
-    return staging
+        files["README.md"] = str(card).encode()
+    return files
 
 
 def load_problem(folder: str):
@@ -93,19 +123,20 @@ def load_problem(folder: str):
     return None
 
 
-def verify(staging: str, checkpoint: str) -> None:
-    """Raise `CheckpointError` when what is about to be uploaded would not load (see `load_problem`)."""
+def verify(checkpoint: str) -> None:
+    """Raise `CheckpointError` when what is about to be uploaded would not load (see `load_problem`); the files left
+    out of the upload (training state, `checkpoint-*/`) are not judged."""
     from transformers.utils import logging
 
     from synib_hf.checkpoints import CheckpointError, checkpoint_problems
 
-    problems = checkpoint_problems(staging)
+    problems = [line for line in checkpoint_problems(checkpoint) if not _skipped(line.split(": ", 1)[0])]
     if not problems:
         verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
         logging.set_verbosity_error()  # the load report and its progress bar would repeat what `load_problem` says
         logging.disable_progress_bar()
         try:
-            problem = load_problem(staging)
+            problem = load_problem(checkpoint)
         finally:
             logging.set_verbosity(verbosity)
             if bars:
@@ -117,38 +148,40 @@ def verify(staging: str, checkpoint: str) -> None:
         )
 
 
+def commit(api, repo_id: str, files: dict, commit_message: str, create_pr: bool = False):
+    """One commit of `files` (see [`plan_upload`]) to `repo_id`; returns the `CommitInfo`."""
+    from huggingface_hub import CommitOperationAdd
+
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=source) for name, source in files.items()]
+    return api.create_commit(repo_id=repo_id, operations=operations, commit_message=commit_message,
+                             create_pr=create_pr)
+
+
 def main(argv=None) -> int:
     from .arguments import exit_on_user_error
 
     args = make_parser().parse_args(argv)
     with exit_on_user_error("synib-hf push"):
-        staging = stage(args.checkpoint, args.repo_id, args.base_model)
-    try:
-        with exit_on_user_error("synib-hf push"):
-            verify(staging, args.checkpoint)
-        files = sorted(os.path.relpath(os.path.join(root, name), staging)
-                       for root, _, names in os.walk(staging) for name in names)
-        if args.dry_run:
-            print(f"would push to {args.repo_id} in one commit: {', '.join(files)}")
-            return 0
-        from huggingface_hub import HfApi
-
-        api = HfApi(endpoint=args.endpoint)
-        try:
-            api.create_repo(args.repo_id, private=args.private, exist_ok=True)
-            info = api.upload_folder(repo_id=args.repo_id, folder_path=staging, commit_message=args.commit_message,
-                                     create_pr=args.create_pr)
-        except Exception as error:  # noqa: BLE001  HTTP, connection and LFS-upload errors alike: the commit never ran
-            cause = f" ({error.__cause__})" if error.__cause__ and str(error.__cause__) not in str(error) else ""
-            print(f"push to {args.repo_id} failed: {type(error).__name__}: {error}{cause}\nNothing was committed: the "
-                  "Hub applies a commit all at once, so the repo's files are as they were. Fix the cause and run the "
-                  "same command again.", file=sys.stderr)
-            return 1
-        print(f"pushed {len(files)} files to {args.repo_id} in commit {info.oid}"
-              + (f" ({info.pr_url})" if args.create_pr else ""))
+        files = plan_upload(args.checkpoint, args.repo_id, args.base_model)
+        verify(args.checkpoint)
+    if args.dry_run:
+        print(f"would push to {args.repo_id} in one commit: {', '.join(sorted(files))}")
         return 0
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=args.endpoint)
+    try:
+        api.create_repo(args.repo_id, private=args.private, exist_ok=True)
+        info = commit(api, args.repo_id, files, args.commit_message, args.create_pr)
+    except Exception as error:  # noqa: BLE001  HTTP, connection and LFS-upload errors alike: the commit never ran
+        cause = f" ({error.__cause__})" if error.__cause__ and str(error.__cause__) not in str(error) else ""
+        print(f"push to {args.repo_id} failed: {type(error).__name__}: {error}{cause}\nNothing was committed: the "
+              "Hub applies a commit all at once, so the repo's files are as they were. Fix the cause and run the "
+              "same command again.", file=sys.stderr)
+        return 1
+    print(f"pushed {len(files)} files to {args.repo_id} in commit {info.oid}"
+          + (f" ({info.pr_url})" if args.create_pr else ""))
+    return 0
 
 
 if __name__ == "__main__":
