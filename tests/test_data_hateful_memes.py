@@ -60,3 +60,28 @@ def test_fixture_is_a_synergy_task(memes):
     for row in data:
         bright = sum(row["image"].convert("L").getdata()) / (32 * 32) > 128
         assert row["label"] == int(bright) ^ int("not" in row["text"].split())
+
+
+@pytest.mark.parametrize("existing", ["train.jsonl", "dev_seen.jsonl", "test_seen.jsonl", "img/1.png"])
+def test_fixture_never_overwrites_a_real_data_set(tmp_path, existing):
+    """A user's data (any split file, or images) in the folder: the fixture refuses, names the file and the fix, and
+    leaves every byte as it was."""
+    data = tmp_path / "hateful_memes"
+    (data / "img").mkdir(parents=True)
+    (data / existing).write_bytes(b"the user's licensed data")
+    before = {path: path.read_bytes() for path in data.rglob("*") if path.is_file()}
+    with pytest.raises(FileExistsError) as error:
+        write_memes_fixture(data, rows_per_split=2)
+    message = str(error.value)
+    assert str(data / existing.split("/")[0]) in message and "not a synthetic fixture" in message
+    assert "--data_dir runs/memes-fixture" in message and "drop --make_fixture" in message
+    assert {path: path.read_bytes() for path in data.rglob("*") if path.is_file()} == before
+
+
+def test_fixture_rewrites_its_own_folder_and_an_empty_one(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "img").mkdir(parents=True)
+    write_memes_fixture(empty, rows_per_split=2)
+    write_memes_fixture(empty, rows_per_split=3, seed=1)  # its own marker: rewritten
+    assert load_hateful_memes(empty)["train"].num_rows == 3
+    assert "Not the Hateful Memes data set" in (empty / "SYNTHETIC_FIXTURE.md").read_text()

@@ -137,17 +137,57 @@ def load_hateful_memes(
 
 
 FIXTURE_WORDS = ("cat", "dog", "meme", "day", "face", "city", "party", "food")
+# Written beside a synthetic data set: a folder holding it was made by `write_memes_fixture`, which may rewrite it.
+FIXTURE_MARKER = "SYNTHETIC_FIXTURE.md"
+
+
+def _data_in_the_way(data_dir: Path) -> list:
+    """The files of a data set that a fixture would overwrite in `data_dir` (its split files and images), unless the
+    folder holds a fixture already (its marker file)."""
+    if (data_dir / FIXTURE_MARKER).is_file():
+        return []
+    found = [data_dir / name for name in SPLIT_FILES.values() if (data_dir / name).exists()]
+    images = data_dir / "img"
+    if images.is_dir() and any(images.iterdir()):
+        found.append(images)
+    return found
 
 
 def write_memes_fixture(data_dir, rows_per_split: int = 64, image_size: int = 32, seed: int = 0) -> Path:
     """Write a synthetic data set in the Hateful Memes format: label = (bright image) XOR ("not" in the caption).
 
-    Neither modality alone predicts the label, so it is a small synergy task. Returns `data_dir`.
+    Neither modality alone predicts the label, so it is a small synergy task. A file `SYNTHETIC_FIXTURE.md` marks the
+    folder as synthetic; only such a folder (or one without split files or images) is written to, so that the real
+    data set, unpacked where a recipe's `data_dir` points, is never overwritten. Returns `data_dir`.
+
+    Raises:
+        FileExistsError: `data_dir` holds a data set that is not a fixture (`train.jsonl`, `dev_seen.jsonl`,
+            `test_seen.jsonl` or images in `img/`); the message names the files.
+
+    Example:
+
+    ```python
+    >>> data = load_hateful_memes(write_memes_fixture("runs/memes-fixture", rows_per_split=32))
+    ```
     """
     from PIL import Image
 
     data_dir = Path(data_dir)
+    in_the_way = _data_in_the_way(data_dir)
+    if in_the_way:
+        raise FileExistsError(
+            f"{data_dir} already holds a data set ({', '.join(str(path) for path in in_the_way)}) that is not a "
+            "synthetic fixture, and writing one there would overwrite it. Give the fixture its own folder "
+            "(--data_dir runs/memes-fixture), or drop --make_fixture (make_fixture: false) to train on the data "
+            "that is there."
+        )
     (data_dir / "img").mkdir(parents=True, exist_ok=True)
+    (data_dir / FIXTURE_MARKER).write_text(
+        "# Synthetic data in the Hateful Memes format\n\nWritten by `synib_hf.data.hateful_memes.write_memes_fixture` "
+        f"(rows per split {rows_per_split}, image size {image_size}, seed {seed}): label = bright image XOR \"not\" "
+        "in the caption. Not the Hateful Memes data set. This folder may be rewritten by the next fixture; remove "
+        "this file to protect it.\n"
+    )
     rng = np.random.default_rng(seed)
     next_id = 10000
     for split, filename in SPLIT_FILES.items():
