@@ -80,14 +80,27 @@ def labels(rows) -> list:
     return sorted(named, key=named.get)
 
 
-def mean_std(values) -> str:
-    """`mean ± std` over seeds (population std), NaNs (a seed whose slice is empty) left out."""
+def mean_std(values, ddof: int = 0) -> str:
+    """`mean ± std` over seeds, NaNs (a seed whose slice is empty) left out. `ddof=0` (the default, what the tables
+    committed before issue 21 use) is the population std; `ddof=1` the sample std, as papers report it (a single
+    value then has no std and is shown alone)."""
     import numpy as np
 
     values = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
     if values.size == 0:
         return "–"
-    return f"{values.mean():.3f} ± {values.std():.3f}"
+    if values.size <= ddof:
+        return f"{values.mean():.3f}"
+    return f"{values.mean():.3f} ± {values.std(ddof=ddof):.3f}"
+
+
+def paired_counts(values: dict, reference: dict) -> str:
+    """On how many seeds `values` is above / below `reference`, paired by seed (both `{seed: value}`; seeds missing
+    from either side or NaN on either side left out), e.g. `4↑ 1↓ of 5`."""
+    pairs = [(values[s], reference[s]) for s in sorted(values) if s in reference
+             and not (math.isnan(values[s]) or math.isnan(reference[s]))]
+    above, below = sum(a > b for a, b in pairs), sum(a < b for a, b in pairs)
+    return f"{above}↑ {below}↓ of {len(pairs)}"
 
 
 def selected_values(rows) -> str:
