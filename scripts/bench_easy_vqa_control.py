@@ -45,7 +45,7 @@ NATURAL = "natural"  # the share value that keeps the training split's natural y
 # KL(p_clean ‖ uniform), the same kind of penalty as SynIB's but on the clean view, no masking).
 METHODS = {
     "ce": bench_common.METHODS["ce"],
-    "confidence": ("ConfidencePenaltyTrainer", {}, "confidence_weight"),
+    "confidence": ("ConfidencePenaltyTrainer", {"synib_weight": 0.0}, "confidence_weight"),
     "synib_random": bench_common.METHODS["synib_random"],
     "synib_learned": bench_common.METHODS["synib_learned"],
     "dropout": bench_common.METHODS["dropout"],
@@ -146,7 +146,8 @@ def trainer_and_args(method: str, weight, **training_arguments) -> tuple:
     """`(trainer class, its arguments)` of one run of `method` at `weight` (its searched value, or None)."""
     if method == "confidence":
         trainer_class, _ = confidence_penalty_trainer()
-        return trainer_class, trainer_class.args_class(**training_arguments, confidence_weight=weight)
+        _, overrides, searched = METHODS[method]
+        return trainer_class, trainer_class.args_class(**training_arguments, **overrides, **{searched: weight})
     return bench_common.trainer_and_args(method, weight, MASK_FILL, **training_arguments)
 
 
