@@ -167,6 +167,43 @@ def split_lean_logits(kept: torch.Tensor, labels: torch.Tensor, layout: Sequence
     return clean, clean_answer, torch.stack(masked) if masked else None
 
 
+def packed_logits_mask(rows, labels: torch.Tensor, layout: Sequence[Optional[str]]) -> torch.Tensor:
+    """The `logits_to_keep` mask `(B, L')` of packed rows (`synib_hf.masking.view_packing.PackedRows`): the supervised
+    positions of the clean view's elements, the answer position of each masked view's."""
+    answers = answer_positions(labels)  # (B,)
+    clean = layout.index(None) if None in layout else None
+    supervised = supervised_positions(labels).gather(1, rows.source)  # (B, L')
+    keep = (rows.source == answers[:, None]) & (rows.segment >= 0)
+    if clean is not None:
+        keep = torch.where(rows.segment == clean, supervised, keep)
+    return keep
+
+
+def split_packed_logits(kept: torch.Tensor, rows, labels: torch.Tensor, layout: Sequence[Optional[str]]):
+    """Split the `(K, V)` logits kept under [`packed_logits_mask`] (row-major over the packed rows), as
+    [`split_lean_logits`] does: `(clean (N, V), clean_answer (B, V), masked_answer (M, B, V))`.
+
+    Raises:
+        ValueError: a masked view without exactly one answer element per example (its answer position was dropped).
+    """
+    keep = packed_logits_mask(rows, labels, layout)
+    segment, source = rows.segment[keep], rows.source[keep]  # (K,)
+    answers = answer_positions(labels)[torch.arange(labels.shape[0], device=labels.device)[:, None]
+                                       .expand_as(keep)[keep]]  # (K,) each kept element's row's answer position
+    clean = clean_answer = None
+    masked = []
+    for index, modality in enumerate(layout):
+        own = segment == index
+        if modality is None:
+            clean, clean_answer = kept[own], kept[own & (source == answers)]
+            continue
+        if int(own.sum()) != labels.shape[0]:
+            raise ValueError(f"The packed {modality} view has {int(own.sum())} answer positions for "
+                             f"{labels.shape[0]} examples; its answer position must stay in the view.")
+        masked.append(kept[own])
+    return clean, clean_answer, torch.stack(masked) if masked else None
+
+
 def causal_lm_loss(
     logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: Optional[torch.Tensor] = None
 ) -> torch.Tensor:

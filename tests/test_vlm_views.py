@@ -1,8 +1,11 @@
 """Embedding-level views on tiny random models of all eight supported VLM families (offline): clean rows equal a plain
 forward, each masked view is independent of its modality's content, the vision tower runs once, lean logits give the
-full path's loss and gradients, and Qwen3-VL's deepstack features do not leak the image."""
+full path's loss and gradients, and Qwen3-VL's deepstack features do not leak the image. Each holds for the views as
+blocks of rows (`share_prefix=False`) and as packed rows (the default where exact; `test_vlm_packed_views.py` has
+the packed rows' own equivalences)."""
 
 import functools
+from dataclasses import replace
 
 import pytest
 import torch
@@ -25,9 +28,13 @@ def model(family):
     return tiny_vlm(family)
 
 
-def views(family, share_vision=True, **spec):
+PACKING = [False, None]  # blocks of rows; packed rows wherever exact (the default)
+
+
+def views(family, share_vision=True, share_prefix=None, drop_image=False, **spec):
     spec = MaskSpec(**{"mask_type": "full", "mask_fill": "zero", **spec})
-    return embedding_views(model(family), spec, MaskRandomness(0), TOKENIZER.all_special_ids, share_vision=share_vision)
+    return embedding_views(model(family), spec, MaskRandomness(0), TOKENIZER.all_special_ids,
+                           share_vision=share_vision, share_prefix=share_prefix, drop_image=drop_image)
 
 
 def answers(batch):
@@ -45,8 +52,9 @@ def read(family, batch, **kwargs):
         return views(family, **kwargs).generative(model(family), batch, CANDIDATE_IDS, LAYOUT, training=False)
 
 
+@pytest.mark.parametrize("share_prefix", PACKING)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_clean_rows_equal_a_plain_forward(family):
+def test_clean_rows_equal_a_plain_forward(family, share_prefix):
     batch = random_batch(family, 4)
     with torch.no_grad():
         plain = model(family)(**batch, use_cache=False)
@@ -54,19 +62,21 @@ def test_clean_rows_equal_a_plain_forward(family):
             batch, labels=batch["labels"], readout_positions=answers(batch)), training=False)
     # equal up to the rounding of a three-times larger matmul (batch-size-dependent CPU kernels: ~3e-8)
     torch.testing.assert_close(outputs.logits[:4], plain.logits, rtol=0, atol=1e-6)
-    readout = read(family, batch)
+    readout = read(family, batch, share_prefix=share_prefix)
     torch.testing.assert_close(readout.task_loss, plain.loss, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(readout.logits, plain_candidates(family, batch), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("share_prefix", PACKING)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_masked_views_are_independent_of_their_modality(family):
+def test_masked_views_are_independent_of_their_modality(family, share_prefix):
     batch = random_batch(family, 4, seed=0)
     other_pixels = random_batch(family, 4, seed=1)
     other_prompt = random_batch(family, 4, seed=2)
     new_pixels = {**batch, **{k: other_pixels[k] for k in ("pixel_values",)}}
     new_prompt = {**batch, "input_ids": other_prompt["input_ids"]}
     assert not torch.equal(new_prompt["input_ids"], batch["input_ids"])
-    base, by_pixels, by_prompt = read(family, batch), read(family, new_pixels), read(family, new_prompt)
+    base, by_pixels, by_prompt = (read(family, b, share_prefix=share_prefix) for b in (batch, new_pixels, new_prompt))
     # the content does reach the clean rows (so the test can fail) ...
     assert (by_pixels.logits - base.logits).abs().max() > 1e-4
     assert (by_prompt.logits - base.logits).abs().max() > 1e-4
@@ -108,31 +118,35 @@ def test_vision_tower_runs_once_on_the_clean_images_with_identical_logits(family
         lambda module, args, kwargs: seen.append((args[0] if args else kwargs["pixel_values"]).shape[0]),
         with_kwargs=True)
     try:
-        shared = read(family, batch)
-        repeated = read(family, batch, share_vision=False)
+        shared = read(family, batch, share_prefix=False)
+        repeated = read(family, batch, share_vision=False, share_prefix=False)
+        packed = read(family, batch)
     finally:
         handle.remove()
     pixels = batch["pixel_values"]
     images = pixels.shape[0] * (pixels.shape[1] if family in ("idefics3", "smolvlm") else 1)  # Idefics: (B, N, ...)
-    assert seen == [images, 3 * images]  # once on the clean images, then once on three copies
+    assert seen == [images, 3 * images, images]  # once on the clean images, once on three copies; packed: once
+    torch.testing.assert_close(packed.masked_logits, shared.masked_logits, rtol=0, atol=1e-6)
     torch.testing.assert_close(shared.logits, repeated.logits, rtol=0, atol=1e-6)
     torch.testing.assert_close(shared.masked_logits, repeated.masked_logits, rtol=0, atol=1e-6)
 
 
-def gradients(family, lean):
+def gradients(family, lean, share_prefix=None):
     net = model(family)
     net.zero_grad()
     batch = random_batch(family, 4)
-    readout = views(family).generative(net, batch, CANDIDATE_IDS, LAYOUT, training=True, lean_logits=lean)
+    readout = views(family, share_prefix=share_prefix).generative(net, batch, CANDIDATE_IDS, LAYOUT, training=True,
+                                                                  lean_logits=lean)
     (readout.task_loss + kl_uniform(readout.masked_logits.flatten(0, 1)).sum()).backward()
     grads = {name: p.grad.clone() for name, p in net.named_parameters() if p.grad is not None}
     net.zero_grad()
     return readout, grads
 
 
+@pytest.mark.parametrize("share_prefix", PACKING)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_lean_logits_give_the_full_paths_loss_penalty_and_gradients(family):
-    (lean, lean_grads), (full, full_grads) = gradients(family, True), gradients(family, False)
+def test_lean_logits_give_the_full_paths_loss_penalty_and_gradients(family, share_prefix):
+    (lean, lean_grads), (full, full_grads) = (gradients(family, lean, share_prefix) for lean in (True, False))
     torch.testing.assert_close(lean.task_loss, full.task_loss, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(lean.masked_logits, full.masked_logits, rtol=1e-6, atol=1e-6)
     assert lean_grads.keys() == full_grads.keys() and len(lean_grads) > 10
@@ -140,16 +154,18 @@ def test_lean_logits_give_the_full_paths_loss_penalty_and_gradients(family):
         torch.testing.assert_close(lean_grads[name], full_grads[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_qwen3_vl_deepstack_features_would_leak_the_image_unless_masked():
+@pytest.mark.parametrize("share_prefix", PACKING)
+def test_qwen3_vl_deepstack_features_would_leak_the_image_unless_masked(share_prefix):
     batch, other = random_batch("qwen3_vl", 4, seed=0), random_batch("qwen3_vl", 4, seed=1)
     changed = {**batch, "pixel_values": other["pixel_values"]}
-    leaky = views("qwen3_vl")
-    leaky.masker.packed_features = ()  # as if only the input embeddings were masked
+    leaky = views("qwen3_vl", share_prefix=share_prefix)
+    # as if only the input embeddings were masked: the features belong to no masked modality
+    leaky.masker.packed_features = tuple(replace(p, modality="none") for p in leaky.masker.packed_features)
     with torch.no_grad():
         leaked = [leaky.generative(model("qwen3_vl"), b, CANDIDATE_IDS, LAYOUT, training=False)
                   for b in (batch, changed)]
     assert (leaked[0].masked_logits[0] - leaked[1].masked_logits[0]).abs().max() > 1e-3
-    masked = [read("qwen3_vl", b) for b in (batch, changed)]
+    masked = [read("qwen3_vl", b, share_prefix=share_prefix) for b in (batch, changed)]
     torch.testing.assert_close(masked[0].masked_logits[0], masked[1].masked_logits[0], rtol=0, atol=1e-6)
 
 

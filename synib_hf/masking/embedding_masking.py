@@ -28,6 +28,7 @@ from ..tasks import IGNORE_INDEX
 from .fills import FillStatistics
 from .mask_spec import MaskSpec
 from .randomness import MaskRandomness
+from .view_packing import PackedRows, packed_language_inputs
 
 
 EMBEDDING_MASK_TYPES = ("full", "random")
@@ -65,13 +66,17 @@ def modality_positions(
     text_mask: Optional[torch.Tensor] = None,
     labels: Optional[torch.Tensor] = None,
     readout_positions: Optional[torch.Tensor] = None,
+    prompt_layout: Optional["PromptLayout"] = None,
 ) -> dict:
     """Where each modality sits: `{"image": (B, T) bool, "text": (B, T) bool}`.
 
-    Image positions are the image tokens. Text positions are `text_mask` when given (e.g. the prompt's content tokens,
-    as a `synib_text_mask` column); by default every attended token that is not an image token, not a special token,
-    not supervised (`labels == -100`, so the answer is never masked) and not the read-out position. Chat-template role
-    words ("USER", "ASSISTANT") are ordinary tokens, so the default masks them too; pass `text_mask` to be precise.
+    Image positions are the image tokens. Text positions are `text_mask` when given (a `synib_text_mask` column); by
+    default the user's content: the attended tokens after the example's last image token that are not special, not
+    supervised (`labels == -100`, so the answer is never masked), not the chat template's words right after the image
+    (`prompt_layout.image_trailer`) and not the template's words before the answer (`prompt_layout.answer_header`
+    tokens ending at the read-out position). So the system prompt, the role words and the image block stay as they
+    are, and a text view shares everything up to the question with the clean view. Text before the image is not
+    masked by default; pass `text_mask` for other layouts.
 
     Raises:
         ValueError: `text_mask` has the wrong shape or overlaps image tokens, or an example has no position of a
@@ -81,10 +86,10 @@ def modality_positions(
     Example:
 
     ```python
-    >>> ids = torch.tensor([[2, 4, 4, 11, 12, 3]])  # bos, two image tokens, two words, eos
+    >>> ids = torch.tensor([[2, 9, 4, 4, 11, 12, 3]])  # bos, a role word, two image tokens, two words, eos
     >>> positions = modality_positions(ids, torch.ones_like(ids), image_token_ids=[4], special_ids=[2, 3])
     >>> positions["image"].int().tolist(), positions["text"].int().tolist()
-    ([[0, 1, 1, 0, 0, 0]], [[0, 0, 0, 1, 1, 0]])
+    ([[0, 0, 1, 1, 0, 0, 0]], [[0, 0, 0, 0, 1, 1, 0]])
     ```
     """
     image = torch.isin(input_ids, torch.tensor(list(image_token_ids), device=input_ids.device))
@@ -101,13 +106,19 @@ def modality_positions(
                 "image tokens."
             )
     else:
+        layout = prompt_layout or PromptLayout()
         text = ~image & ~torch.isin(input_ids, torch.tensor(list(special_ids), device=input_ids.device))
         if attention_mask is not None:
             text &= attention_mask.bool()
         if labels is not None:
             text &= labels == IGNORE_INDEX
+        text &= image.int().cumsum(dim=1) == image.sum(dim=1, keepdim=True)  # after the last image token
+        if layout.image_trailer:
+            text &= text.int().cumsum(dim=1) > layout.image_trailer
         if readout_positions is not None:
             text[torch.arange(text.shape[0], device=text.device), readout_positions] = False
+            before_header = readout_positions[:, None] - layout.answer_header  # (B, 1) last content position
+            text &= torch.arange(text.shape[1], device=text.device)[None, :] <= before_header
     positions = {"image": image, "text": text}
     for modality, where in positions.items():
         empty = (~where.any(dim=1)).nonzero().flatten().tolist()
@@ -122,6 +133,22 @@ def modality_positions(
                 f"would equal the clean one: {hint}, or leave {modality!r} out of masked_modalities."
             )
     return positions
+
+
+@dataclass(frozen=True)
+class PromptLayout:
+    """Where the user's content sits around the chat template's own words (found once per processor from its chat
+    template: `synib_hf.models.vlm.prompt_layout`).
+
+    Args:
+        image_trailer (`int`): ordinary (non-special) template tokens between the image and the user's text (LLaVA's
+            newline after `<image>`).
+        answer_header (`int`): template tokens between the user's text and the answer, the last one at the read-out
+            position (Qwen's `<|im_end|>`, newline, `<|im_start|>`, `assistant`, newline: 5).
+    """
+
+    image_trailer: int = 0
+    answer_header: int = 0
 
 
 def _row_major_index(where: torch.Tensor) -> torch.Tensor:
@@ -208,6 +235,24 @@ class EmbeddingMasker:
         finally:
             handle.remove()
 
+    @contextmanager
+    def packed_views(self, language_model: nn.Module, positions: Mapping[str, torch.Tensor],
+                     replaced: Mapping[str, torch.Tensor], layout: Sequence[Optional[str]], rows: PackedRows,
+                     dropped: Mapping[str, torch.Tensor], training: bool, implementation: str):
+        """Install the hook that turns the language model's clean batch `(B, T)` into the packed rows `rows` of
+        `layout` (each view's suffix after the shared prefix; `dropped` modalities left out of their view, the others
+        filled at `replaced`), for the forwards inside the block (`synib_hf.masking.view_packing`)."""
+
+        def hook(module, args, kwargs):
+            return args, packed_language_inputs(self, kwargs, rows, positions, replaced, layout, dropped, training,
+                                                implementation)
+
+        handle = language_model.register_forward_pre_hook(hook, with_kwargs=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
     def state_dict(self) -> dict:
         """The fill statistics (the randomness is saved by its owner, the trainer)."""
         return {"fill": self.statistics.state_dict()}
@@ -236,8 +281,8 @@ class EmbeddingMasker:
             if modality is None:
                 continue
             block, where = blocks[index], replaced[modality]
-            donors = self._donors(positions[modality], block) if self.spec.mask_fill == "shuffle" else None
-            fill = self._fill(modality, block, positions[modality], donors, training)
+            donors = self.donors(positions[modality], block) if self.spec.mask_fill == "shuffle" else None
+            fill = self.fill(modality, block, positions[modality], donors, training)
             blocks[index] = torch.where(where[..., None], fill, block)
             for packed in self.packed_features:
                 if packed.modality == modality and kwargs.get(packed.features_key) is not None:
@@ -245,7 +290,7 @@ class EmbeddingMasker:
         kwargs["inputs_embeds"] = torch.cat(blocks)  # ((1 + M)·B, T, D)
         return kwargs
 
-    def _donors(self, where: torch.Tensor, block: torch.Tensor) -> _Donors:
+    def donors(self, where: torch.Tensor, block: torch.Tensor) -> _Donors:
         if where.shape[0] < 2:
             raise ValueError(
                 "mask_fill='shuffle' on the embedding path fills each example's masked positions from another example "
@@ -259,7 +304,7 @@ class EmbeddingMasker:
         return _Donors(rows=rows, positions=index, donor_rows=permutation[:, None].expand_as(index),
                        donor_positions=index[permutation])
 
-    def _fill(self, name: str, block: torch.Tensor, where: torch.Tensor, donors: Optional[_Donors], training: bool):
+    def fill(self, name: str, block: torch.Tensor, where: torch.Tensor, donors: Optional[_Donors], training: bool):
         """A `(B, T, D)` fill for `block` (used only at the replaced positions), carrying no gradient."""
         kind = self.spec.mask_fill
         if kind == "zero":

@@ -1,28 +1,25 @@
 """[`EmbeddingViews`]: the view builder of generative vision-language models and [`VLMForSequenceClassification`].
 
-The batch's text-side inputs are repeated on the batch axis, one block of `B` rows per entry of a layout (`None` for
-the clean block, else the modality that block masks). Two forward pre-hooks do the rest inside the model's own forward
-(so DDP sees one forward): the vision tower runs once on the clean pixels and its output is repeated for the blocks
-(`share_vision`), and [`EmbeddingMasker`] overwrites the masked modality's positions of each masked block in the
-merged input embeddings. Ids and attention masks are never edited; `use_cache` is off.
+A batch's clean view and its masked views (image, text) run in one call of the model's own forward (so DDP sees one
+forward), on the language model's merged input embeddings: as blocks of rows, or packed so that the masked views share
+the clean view's causal prefix and an image view may drop the image (`embedding_forward`). Ids and attention masks of
+the batch are never edited.
 
 Two read-outs:
 
-* generative (`*ForConditionalGeneration`): the model's causal-LM loss on the clean block and the verbalizer
-  (candidate answers' first tokens at the answer position) in every block; with `lean_logits` only those positions'
+* generative (`*ForConditionalGeneration`): the model's causal-LM loss on the clean view and the verbalizer
+  (candidate answers' first tokens at the answer position) in every view; with `lean_logits` only those positions'
   logits are computed (`logits_to_keep` as a boolean mask);
 * classification ([`VLMForSequenceClassification`]): the head's `(rows, C)` logits (and log-variances).
 
-Training runs the clean block and the masked blocks in one forward, or each masked view alone and then the clean batch
+Training runs the clean view and the masked views in one forward, or each masked view alone and then the clean batch
 as the model computes it (`view_batching="sequential"`). Evaluation runs the clean batch exactly as the model computes
-it (its own loss; its logits are the predictions) and the masked blocks in a second forward: in both cases the
+it (its own loss; its logits are the predictions) and the masked views in a second forward: in both cases the
 builder returns the masked views only and the trainer adds the model's own clean forward ([`EmbeddingViews.complete`]).
 
 This module knows no model family: the trainer passes the family's facts (`synib_hf.models.vlm.VLM_FAMILIES`).
 """
 
-from contextlib import ExitStack, contextmanager
-from copy import copy
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
@@ -35,12 +32,16 @@ from ..generative import (
     candidate_logits,
     causal_lm_loss,
     lean_logits_mask,
+    packed_logits_mask,
     split_lean_logits,
+    split_packed_logits,
     supervised_positions,
 )
-from ..masking import EMBEDDING_MODALITIES, EmbeddingMasker, MaskRandomness, MaskSpec, modality_positions
+from ..masking import EMBEDDING_MODALITIES, MaskRandomness, MaskSpec
+from ..masking.embedding_masking import PromptLayout
 from ..objective import Views, select_masked_modalities
 from ..tasks import Task, classification_loss, classification_task
+from .embedding_forward import EmbeddingForward, packing_refusal, repeat_encoder_output  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -64,23 +65,7 @@ class ViewReadout:
     replaced: dict
 
 
-def repeat_encoder_output(encoded, copies: int, fields: Sequence[str]):
-    """A shallow copy of a vision encoder output whose `fields` hold every image `copies` times, in block order."""
-
-    def repeat(value):
-        if torch.is_tensor(value):
-            return torch.cat([value] * copies)  # (copies·N_images, ...)
-        if value and not torch.is_tensor(value[0]):
-            return [repeat(level) for level in value]  # e.g. deepstack: one list of images per layer
-        return list(value) * copies
-
-    repeated = copy(encoded)
-    for name in fields:
-        repeated[name] = repeat(encoded[name])
-    return repeated
-
-
-class EmbeddingViews:
+class EmbeddingViews(EmbeddingForward):
     """`(model, inputs) → Views` for a generative VLM (read over `answer_candidates`) or a
     [`VLMForSequenceClassification`] (read by its head).
 
@@ -93,10 +78,18 @@ class EmbeddingViews:
         randomness ([`MaskRandomness`]): the masks' private generators.
         special_ids (`Sequence[int]`): token ids the default text mask leaves alone (`tokenizer.all_special_ids`).
         candidate_ids: the first token ids of the answer candidates (generative models; None for a classifier).
-        share_vision (`bool`): run the vision tower once per forward and repeat its output for the blocks.
+        share_vision (`bool`): run the vision tower once per forward and repeat its output for the blocks (the packed
+            rows run it once anyway).
         lean_logits (`bool`): compute logits only where the loss and the read-out read them.
         view_batching: "concatenated" or "sequential" (training).
         masked_modalities: the modalities that get a masked view (default: image and text).
+        share_prefix (`bool` or None): pack the clean view and the masked views so that each masked view computes only
+            its suffix after the clean view's causal prefix; None: wherever that is exact (see `packing_refusal`) and
+            the views run together (`view_batching="concatenated"`).
+        drop_image (`bool`): with full masks, the image view leaves the image positions out (positions ids kept)
+            instead of filling them: a text-only pass.
+        prompt_layout ([`PromptLayout`]): the chat template's words around the user's content, for the default text
+            mask (`synib_hf.models.vlm.prompt_layout(processor)`).
         view_loss: what a masked view costs (`kl_uniform`; `gaussian` for a classifier with a logvar head).
 
     Example:
@@ -116,7 +109,9 @@ class EmbeddingViews:
     def __init__(self, model: nn.Module, inner: nn.Module, family, spec: MaskSpec, randomness: MaskRandomness,
                  special_ids: Sequence[int] = (), *, candidate_ids: Optional[Sequence[int]] = None,
                  share_vision: bool = True, lean_logits: bool = True, view_batching: str = "concatenated",
-                 masked_modalities: Optional[Sequence[str]] = None, view_loss: str = "kl_uniform"):
+                 masked_modalities: Optional[Sequence[str]] = None, view_loss: str = "kl_uniform",
+                 share_prefix: Optional[bool] = None, drop_image: bool = False,
+                 prompt_layout: Optional[PromptLayout] = None):
         self.is_classifier = hasattr(model, "readout_positions")
         model_name = type(model).__name__
         penalties = ("kl_uniform", "gaussian") if self.is_classifier else ("kl_uniform",)
@@ -132,16 +127,27 @@ class EmbeddingViews:
                 f"answer_candidates is for models that answer in tokens; {model_name} has a classification head "
                 "whose labels are class ids. Remove answer_candidates."
             )
-        self.inner = inner
-        self.family = family
-        self.language_model = inner.get_decoder()
-        self.masker = EmbeddingMasker(spec, randomness, family.packed_features)
-        self.special_ids = tuple(special_ids)
+        masked_modalities = select_masked_modalities(masked_modalities, EMBEDDING_MODALITIES)
+        refusal = packing_refusal(family, inner.get_decoder(), self.is_classifier)
+        if drop_image:
+            why = ("mask_type='random' keeps part of the image" if spec.mask_type != "full"
+                   else "'image' is not in masked_modalities" if "image" not in masked_modalities
+                   else f"{model_name}: {refusal}" if refusal else None)
+            if why:
+                raise ValueError(f"drop_masked_image=True drops the whole image from its view, but {why}; set "
+                                 "drop_masked_image=False.")
+        if share_prefix and (refusal or view_batching != "concatenated"):
+            why = refusal or "view_batching='sequential' runs each view alone, without the clean view to share with"
+            raise ValueError(f"share_view_prefix=True, but {model_name} cannot share it: {why}. Set "
+                             "share_view_prefix=None (shared wherever exact) or False.")
+        if share_prefix is None:
+            share_prefix = refusal is None and view_batching == "concatenated"
+        super().__init__(inner, family, spec, randomness, special_ids, share_vision=share_vision,
+                         prompt_layout=prompt_layout, share_prefix=share_prefix, drop_image=drop_image)
         self.candidate_ids = tuple(candidate_ids) if candidate_ids else None
-        self.share_vision = share_vision
         self.lean_logits = lean_logits
         self.view_batching = view_batching
-        self.masked_modalities = select_masked_modalities(masked_modalities, EMBEDDING_MODALITIES)
+        self.masked_modalities = masked_modalities
         self.model_name = model_name
         self.auto_class = "AutoModelForSequenceClassification" if self.is_classifier else "AutoModelForImageTextToText"
         self._readout_model = model if self.is_classifier else None
@@ -244,103 +250,10 @@ class EmbeddingViews:
 
     # ---- inputs -----------------------------------------------------------------------------------------------------
 
-    def check_inputs(self, batch: Mapping) -> None:
-        """Raise a clear error when an input the family needs is missing, or a video is passed."""
-        if batch.get("pixel_values_videos") is not None:
-            raise ValueError(
-                "The batch has `pixel_values_videos`: video positions are neither masked as image nor as text, so "
-                "they would leak into both views. SynIB's vision-language path supports images only; drop the videos."
-            )
-        needed = ("input_ids", self.family.vision_inputs[0], *self.family.required_inputs)
-        missing = [key for key in needed if batch.get(key) is None]
-        if missing:
-            raise ValueError(
-                f"A {self.inner.config.model_type} batch needs {list(dict.fromkeys(needed))}, but {missing} "
-                f"{'is' if len(missing) == 1 else 'are'} missing (batch keys: {sorted(batch)}). The model's processor "
-                "returns them; make the data collator keep them (and set remove_unused_columns=False if a column is "
-                "dropped)."
-            )
-
-    def positions(self, batch: Mapping, labels=None, readout_positions=None) -> dict:
-        """`{modality: (B, T) bool}`: image tokens and text positions (`synib_text_mask` or the default)."""
-        return modality_positions(
-            batch["input_ids"],
-            batch.get("attention_mask"),
-            image_token_ids=[self.inner.config.image_token_id],
-            special_ids=self.special_ids,
-            text_mask=batch.get("synib_text_mask"),
-            labels=labels,
-            readout_positions=readout_positions,
-        )
-
     def readout_positions(self, batch: Mapping) -> torch.Tensor:
         """The classification variant's read-out position per example, `(B,)`."""
         return self._readout_model.readout_positions(batch["input_ids"], batch.get("attention_mask"))
 
-    def stack(self, batch: Mapping, copies: int) -> dict:
-        """Model inputs for `copies` blocks: every per-example input repeated on the batch axis; the vision tower's own
-        inputs once when the vision is shared; labels and `synib_text_mask` left out (read here, not by the model)."""
-        batch_size = batch["input_ids"].shape[0]
-        own_vision = set(self.family.vision_inputs) - set(self.family.row_vision_inputs)
-        stacked = {}
-        for key, value in batch.items():
-            if key in ("labels", "synib_text_mask") or value is None:
-                continue
-            shared = self.share_vision and key in own_vision
-            repeat = copies > 1 and not shared and torch.is_tensor(value) and value.dim() > 0
-            if repeat and key not in self.family.vision_inputs and value.shape[0] != batch_size:
-                raise ValueError(
-                    f"Input {key!r} has {value.shape[0]} rows for a batch of {batch_size}; the views repeat "
-                    "per-example inputs on the batch axis. Drop it from the batch or make it batch-first."
-                )
-            stacked[key] = torch.cat([value] * copies) if repeat else value
-        stacked["use_cache"] = False  # a cache for every row would be built otherwise
-        return stacked
-
-    # ---- one forward ------------------------------------------------------------------------------------------------
-
-    @contextmanager
-    def _shared_vision(self, copies: int):
-        """Run the vision tower once on the clean images and hand its output, repeated, to the inner model."""
-        family = self.family
-
-        def hook(module, args, kwargs):
-            kwargs = dict(kwargs)
-            vision = {}
-            for key in family.vision_inputs:
-                if kwargs.get(key) is None:
-                    continue
-                if key in family.row_vision_inputs:  # repeated for the language side; the tower needs one copy
-                    vision[key] = kwargs[key][: kwargs[key].shape[0] // copies]
-                else:
-                    vision[key] = kwargs.pop(key)
-            encoded = module.get_image_features(**vision, return_dict=True)
-            repeated = repeat_encoder_output(encoded, copies, family.encoder_output_fields)
-            kwargs["mm_encoder_outputs"] = {"image": repeated}
-            return args, kwargs
-
-        handle = self.inner.register_forward_pre_hook(hook, with_kwargs=True)
-        try:
-            yield
-        finally:
-            handle.remove()
-
-    def forward(self, model, batch: Mapping, layout: Sequence[Optional[str]], positions: Mapping, training: bool,
-                **model_kwargs):
-        """One forward of `len(layout)` blocks. Returns `(outputs, replaced)`."""
-        self.check_inputs(batch)
-        if None in layout and layout[0] is not None:
-            raise ValueError(f"The clean block must come first in the layout, got {tuple(layout)}.")
-        copies = len(layout)
-        inputs = {**self.stack(batch, copies), **model_kwargs}
-        if self.family.caches_rope_deltas:
-            self.inner.rope_deltas = None  # positions of a previous batch (another size) must not be reused
-        with ExitStack() as stack:
-            if self.share_vision and copies > 1:
-                stack.enter_context(self._shared_vision(copies))
-            replaced = stack.enter_context(self.masker.views(self.language_model, positions, layout, training))
-            outputs = model(**inputs)
-        return outputs, replaced
 
     # ---- read-outs --------------------------------------------------------------------------------------------------
 
@@ -351,11 +264,20 @@ class EmbeddingViews:
         answers = answer_positions(labels)  # (B,)
         classes = answer_classes(labels, answers, candidate_ids)
         positions = self.positions(batch, labels=labels, readout_positions=answers)
-        extra = {"logits_to_keep": lean_logits_mask(labels, layout)} if lean_logits else {}
-        outputs, replaced = self.forward(model, batch, layout, positions, training, **extra)
-        if lean_logits:
+        if self.packs(layout):
+            packed = self.pack(batch, layout, positions)
+            keep = packed_logits_mask(packed[0], labels, layout)  # (B, L')
+            extra = {"logits_to_keep": keep} if lean_logits else {}
+            outputs = self.forward_packed(model, batch, layout, positions, packed, training, **extra)
+            kept = outputs.logits if lean_logits else outputs.logits[keep]
+            clean, clean_answer, masked = split_packed_logits(kept, packed[0], labels, layout)
+            replaced = packed[1]
+        elif lean_logits:
+            extra = {"logits_to_keep": lean_logits_mask(labels, layout)}
+            outputs, replaced = self.forward(model, batch, layout, positions, training, **extra)
             clean, clean_answer, masked = split_lean_logits(outputs.logits, labels, layout)
         else:
+            outputs, replaced = self.forward(model, batch, layout, positions, training)
             logits = outputs.logits.unflatten(0, (len(layout), -1))  # (blocks, B, T, V)
             rows = torch.arange(labels.shape[0], device=labels.device)
             blocks = dict(zip(layout, logits))

@@ -1,6 +1,7 @@
 """Generative vision-language models under SynIB: per-family facts (what the embedding view builder needs), the
-classification-head variant and LoRA presets."""
+classification-head variant, LoRA presets, and where the user's content sits in a chat template."""
 
+from .chat_template import prompt_layout
 from .configuration_vlm import VLMClassificationConfig
 from .families import VLM_FAMILIES, VLMFamily, embedding_views, family_of, inner_model, is_vision_language_model
 from .modeling_vlm import VLMClassifierOutput, VLMForSequenceClassification
@@ -17,5 +18,6 @@ __all__ = [
     "family_of",
     "inner_model",
     "is_vision_language_model",
+    "prompt_layout",
     "vlm_lora_config",
 ]

@@ -7,6 +7,7 @@ the views differ only in the facts below. A model of another family is refused w
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 from torch import nn
 
@@ -29,6 +30,8 @@ class VLMFamily:
         caches_rope_deltas: the inner model caches `rope_deltas` between calls (reset before every view forward).
         vision_modules: attributes of the inner model that make up the vision side (tower and projector).
         vision_lora_targets: attention projections of the vision tower, for LoRA presets that include it.
+        noncausal_prefix: why attention over the prompt is not causal (None where it is): the masked views can then
+            neither share the clean view's prefix nor drop the image (`synib_hf.masking.view_packing`).
     """
 
     vision_inputs: tuple = ("pixel_values",)
@@ -39,6 +42,7 @@ class VLMFamily:
     caches_rope_deltas: bool = False
     vision_modules: tuple = ("vision_tower", "multi_modal_projector")
     vision_lora_targets: tuple = ("q_proj", "v_proj")
+    noncausal_prefix: Optional[str] = None
 
 
 _QWEN = dict(
@@ -67,8 +71,10 @@ VLM_FAMILIES = {
     ),
     "idefics3": VLMFamily(**_IDEFICS),
     "smolvlm": VLMFamily(**_IDEFICS),
-    "paligemma": VLMFamily(),
-    "gemma3": VLMFamily(),
+    "paligemma": VLMFamily(noncausal_prefix="PaliGemma's prefix-LM attention is bidirectional over the image and "
+                           "the prompt, so the prompt changes the image tokens' states"),
+    "gemma3": VLMFamily(noncausal_prefix="Gemma3's image tokens attend to each other bidirectionally and its "
+                        "sliding-window layers need their own mask"),
 }
 
 
@@ -114,7 +120,8 @@ def is_vision_language_model(model: nn.Module) -> bool:
 def embedding_views(model: nn.Module, spec, randomness, special_ids=(), **options) -> EmbeddingViews:
     """The [`EmbeddingViews`] builder of a VLM of a supported family (or a [`VLMForSequenceClassification`] around
     one), with its family's facts; `options` are the builder's keyword arguments (`candidate_ids`, `share_vision`,
-    `lean_logits`, `view_batching`, `masked_modalities`, `view_loss`).
+    `lean_logits`, `view_batching`, `masked_modalities`, `view_loss`, `share_prefix`, `drop_image`,
+    `prompt_layout`).
 
     Example:
 
