@@ -200,3 +200,110 @@ def synergy_rows(family: str, n: int, seed: int, **kwargs) -> VLMRows:
     prompts = [[a, VOCAB["red"] if r else VOCAB["blue"], b] for (a, b), r in zip(fillers, red.tolist())]
     answers = ["yes" if b ^ r else "no" for b, r in zip(bright.tolist(), red.tolist())]
     return VLMRows(sft_batch(family, prompts, answers, pixels, **kwargs))
+
+
+# ---- chat-template processors: what TRL's collator and the default text view read ------------------------------------
+
+# A second vocabulary with each family's own special tokens, for processors that lay out real chat templates.
+CHAT_SPECIAL = ["<pad>", "<unk>", "<s>", "</s>", "<image>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
+                "<|vision_end|>", "<|image_pad|>", "<|video_pad|>", "<fake_token_around_image>", "<global-img>",
+                "<end_of_utterance>"]
+CHAT_WORDS = ["system", "user", "assistant", "You", "are", "a", "helpful", ".", "USER:", "ASSISTANT:", "User:",
+              "Assistant:", "nl", "yes", "no", "red", "blue", "synib", "probe", "question", "answer"] + \
+             [f"w{i}" for i in range(40)]
+CHAT_VOCAB = {token: i for i, token in enumerate(CHAT_SPECIAL + CHAT_WORDS)}
+_GENERATED = ("{% generation %}{% for p in m['content'] %}{% if p['type'] == 'text' %}{{ p['text'] }}{% endif %}"
+              "{% endfor %} {eos}{% endgeneration %}")
+_USER = "{% for p in m['content'] %}{% if p['type'] == 'image' %}{image}{% else %}{{ p['text'] }}{% endif %}{% endfor %}"
+# Word-level versions of the families' real templates ("nl" stands for LLaVA's newline after the image); the
+# assistant's answer sits in {% generation %} for TRL's assistant_only_loss.
+CHAT_TEMPLATES = {
+    "llava": ("{% for m in messages %}{% if m['role'] == 'user' %}USER: " + _USER.replace("{image}", "<image> nl ")
+              + " {% else %}ASSISTANT: " + _GENERATED.replace("{eos}", "</s>") + " {% endif %}{% endfor %}"
+              "{% if add_generation_prompt %}ASSISTANT: {% endif %}"),
+    "qwen2_vl": ("<|im_start|> system You are a helpful assistant . <|im_end|> {% for m in messages %}"
+                 "<|im_start|> {{ m['role'] }} {% if m['role'] == 'user' %}"
+                 + _USER.replace("{image}", "<|vision_start|><|image_pad|><|vision_end|> ") + " <|im_end|> {% else %}"
+                 + _GENERATED.replace("{eos}", "<|im_end|>") + " {% endif %}{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"),
+    "smolvlm": ("<|im_start|> {% for m in messages %}{% if m['role'] == 'user' %}User: " + _USER.replace("{image}",
+                "<image>") + " <end_of_utterance> {% else %}Assistant: " + _GENERATED.replace("{eos}",
+                "<end_of_utterance>") + " {% endif %}{% endfor %}{% if add_generation_prompt %}Assistant: {% endif %}"),
+}
+CHAT_FAMILIES = tuple(CHAT_TEMPLATES)
+CHAT_EOS = {"llava": "</s>", "qwen2_vl": "<|im_end|>", "smolvlm": "<end_of_utterance>"}
+CHAT_IMAGE = {"llava": "<image>", "qwen2_vl": "<|image_pad|>", "smolvlm": "<image>"}
+
+
+def tiny_chat_processor(family: str):
+    """A processor of `family` over [`CHAT_VOCAB`] with its word-level chat template (offline): 8 px images, the image
+    tokens the tiny models of [`tiny_chat_vlm`] expect (LLaVA 16, Qwen2-VL 4, SmolVLM 4). SmolVLM uses Idefics3's
+    processor, which lays out the same tokens for one unsplit image (SmolVLM's own needs num2words and torchvision)."""
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
+
+    backend = Tokenizer(models.WordLevel(vocab=CHAT_VOCAB, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in CHAT_SPECIAL])
+    template = CHAT_TEMPLATES[family]
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>",
+                                        bos_token="<s>", eos_token=CHAT_EOS[family], chat_template=template,
+                                        additional_special_tokens=CHAT_SPECIAL[4:])
+    if family == "llava":
+        from transformers import CLIPImageProcessor, LlavaProcessor
+
+        images = CLIPImageProcessor(size={"shortest_edge": 8}, crop_size={"height": 8, "width": 8})
+        return LlavaProcessor(image_processor=images, tokenizer=tokenizer, patch_size=2, num_additional_image_tokens=1,
+                              vision_feature_select_strategy="default", chat_template=template)
+    if family == "qwen2_vl":
+        from transformers import Qwen2VLProcessor
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+        class ImagesOnlyQwen2VLProcessor(Qwen2VLProcessor):  # no torchvision: no video processor to check
+            def check_argument_for_proper_class(self, argument_name, argument):
+                return None if argument is None else super().check_argument_for_proper_class(argument_name, argument)
+
+        images = Qwen2VLImageProcessorPil(patch_size=2, merge_size=2, temporal_patch_size=2, min_pixels=64,
+                                          max_pixels=64)
+        return ImagesOnlyQwen2VLProcessor(image_processor=images, tokenizer=tokenizer, video_processor=None,
+                                          chat_template=template)
+    from transformers import Idefics3Processor
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+    images = Idefics3ImageProcessorPil(do_image_splitting=False, size={"longest_edge": 8},
+                                       max_image_size={"longest_edge": 8})
+    return Idefics3Processor(image_processor=images, tokenizer=tokenizer, image_seq_len=4, chat_template=template)
+
+
+def tiny_chat_vlm(family: str, seed: int = 0):
+    """A tiny random model of `family` (as [`tiny_vlm`]) over [`CHAT_VOCAB`], matching [`tiny_chat_processor`]."""
+    ids = dict(vocab_size=len(CHAT_VOCAB), pad_token_id=CHAT_VOCAB["<pad>"], bos_token_id=CHAT_VOCAB["<s>"],
+               eos_token_id=CHAT_VOCAB[CHAT_EOS[family]])
+    config = tiny_vlm_config(family)
+    config.text_config.update(ids)
+    config.image_token_id = CHAT_VOCAB[CHAT_IMAGE[family]]
+    if family == "llava":
+        config.vision_feature_select_strategy = "default"  # the processor counts the CLS token, the model drops it
+    if family == "qwen2_vl":
+        config.update({"video_token_id": CHAT_VOCAB["<|video_pad|>"],
+                       "vision_start_token_id": CHAT_VOCAB["<|vision_start|>"],
+                       "vision_end_token_id": CHAT_VOCAB["<|vision_end|>"]})
+    torch.manual_seed(seed)
+    return MODEL_CLASSES[family](config).eval()
+
+
+def chat_rows(n: int, seed: int = 0, words: int = 3) -> list:
+    """`n` conversational rows as TRL takes them: `messages` (an image placeholder, a question, a yes/no answer) and
+    `images` (one 8 px PIL image each)."""
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for i in range(n):
+        question = " ".join(f"w{int(k)}" for k in torch.randint(0, 40, (words,), generator=generator))
+        colour = tuple(int(c) for c in torch.randint(0, 256, (3,), generator=generator))
+        rows.append({
+            "messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]},
+                         {"role": "assistant", "content": [{"type": "text", "text": CANDIDATES[i % 2]}]}],
+            "images": [Image.new("RGB", (8, 8), colour)],
+        })
+    return rows
