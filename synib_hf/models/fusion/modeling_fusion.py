@@ -3,6 +3,7 @@
 The paper's Hateful Memes setup. It implements the native SynIB protocol, so masked views re-run only the fusion head.
 """
 
+import os
 from typing import Optional
 
 import torch
@@ -12,6 +13,8 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 from .configuration_fusion import FusionConfig
 from ...checkpoints import VerifiedLoadingMixin, load_checked
 from ...native import SynIBModelOutput, SynIBNativeMixin
+from ..adapter_checkpoints import is_adapter_folder, load_adapter_folder
+from ..packaged import local_copy
 
 
 def _pool(outputs, pooling: str, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -120,6 +123,42 @@ class FusionForSequenceClassification(SynIBNativeMixin, VerifiedLoadingMixin, Pr
             module.weight.data.normal_(0.0, self.config.initializer_range)
             if module.bias is not None:
                 module.bias.data.zero_()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, and also a local LoRA folder (`adapter_config.json` beside the base's
+        `config.json`, as `save_base_reference` writes it): the base is rebuilt — its towers from the checkpoints
+        the config names (a packaged copy when one is installed, so offline), or from the folder's
+        `model.safetensors` — and the adapters are merged in.
+
+        Example:
+
+        ```python
+        >>> model = FusionForSequenceClassification.from_pretrained("model_cards/released/minilm-easyvqa-synib-adapter")
+        >>> model.config.id2label[0]
+        ```
+        """
+        # Why: transformers loads an adapter folder's base from its weights file or from `base_model_name_or_path`;
+        # a fusion model built in code has neither, but its config names its towers' checkpoints.
+        if not (is_adapter_folder(pretrained_model_name_or_path)
+                and os.path.isfile(os.path.join(pretrained_model_name_or_path, "config.json"))):
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        return load_adapter_folder(cls, pretrained_model_name_or_path, cls.from_config_with_towers,
+                                   output_loading_info=kwargs.get("output_loading_info", False))
+
+    @classmethod
+    def from_config_with_towers(cls, config: FusionConfig) -> "FusionForSequenceClassification":
+        """The model of `config` with each tower loaded from the checkpoint the config names (`vision_name_or_path`,
+        `text_name_or_path`; an installed packaged copy of a Hub checkpoint is used as is, with no network) and
+        built from its sub-config, with random weights, where it names none. The fusion head is random."""
+        towers = {}
+        for tower, sub_config in (("vision", config.vision_config), ("text", config.text_config)):
+            name = getattr(config, f"{tower}_name_or_path", None)
+            towers[f"{tower}_model"] = (
+                load_checked(AutoModel.from_pretrained, local_copy(name), config=sub_config) if name
+                else AutoModel.from_config(sub_config)
+            )
+        return cls(config, **towers)
 
     @classmethod
     def from_vision_text_pretrained(
