@@ -33,3 +33,43 @@ def test_released_card_numbers_equal_a_re_evaluation_of_the_released_weights(tmp
     measured = {row.name: round(row.value, 6) for row in rows if row.reported}
     assert measured == reported
     assert card.data.eval_results[0].dataset_name == f"easy-VQA test split ({len(test)} questions)"  # all of them
+
+
+LOAD_SHIPPED = r"""
+import sys, torch, synib_hf
+from transformers import AutoModelForSequenceClassification, AutoProcessor
+from synib_hf import FusionForSequenceClassification, ImageTextCollator
+from synib_hf.data.easy_vqa import load_easy_vqa
+
+folder = sys.argv[1]
+model = FusionForSequenceClassification.from_pretrained(folder)
+auto = AutoModelForSequenceClassification.from_pretrained(folder)
+processor = AutoProcessor.from_pretrained(folder)
+test = load_easy_vqa(test_questions=256)["test"]
+batch = ImageTextCollator(processor, text_column="question")(list(test))
+labels = batch.pop("labels")
+with torch.no_grad():
+    logits = model(**batch).logits
+    assert torch.equal(logits, auto(**batch).logits)
+answers = [model.config.id2label[int(i)] for i in logits.argmax(-1)]
+print("accuracy", float((logits.argmax(-1) == labels).float().mean()))
+print("answers", sorted(set(answers)))
+"""
+
+
+def test_the_shipped_adapter_folder_loads_offline_with_from_pretrained_and_answers_by_name(tmp_path):
+    """`from_pretrained(folder)` with HF_HUB_OFFLINE=1: the base is the packaged MiniLM (the `vqa` extra) plus the
+    ResNet and heads saved with the adapters; predictions come out as answer names."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-home"), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", LOAD_SHIPPED, str(RELEASED / "minilm-easyvqa-synib-adapter")],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    accuracy = float(result.stdout.split("accuracy ")[1].split()[0])
+    assert accuracy > 0.75  # the card: 0.87 on the whole test split
+    answers = eval(result.stdout.split("answers ")[1])
+    assert {"yes", "no"} <= set(answers) and all(not a.startswith("LABEL_") for a in answers)
+    assert "Warning" not in result.stderr

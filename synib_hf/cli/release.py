@@ -18,7 +18,8 @@ import shutil
 
 
 MODELS = ("xor-synib", "irony-digits-synib", "tiny-clip-deberta-synib", "minilm-easyvqa-synib")
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "config.json")
+PROCESSOR_FILES = ("processor_config.json", "tokenizer_config.json")
 SUMMARY = (
     "Answers easy-VQA questions (64×64 images of one coloured shape; 13 answers) from the image and the question. "
     "Text tower: the pretrained all-MiniLM-L6-v2, fine-tuned with LoRA (r 8) on query/key/value of its top two "
@@ -99,6 +100,28 @@ def _easy_vqa_release(name, output_dir, quick):
     return folder, metrics
 
 
+def copy_adapter_folder(folder: str, destination: str) -> None:
+    """`folder/adapter` as a folder that loads by itself with `from_pretrained(destination)`, offline when its text
+    tower ships in a package: the adapters, the base's `config.json` (its label names, the checkpoint its text tower
+    comes from) and the processor, whose tokenizer is the text checkpoint's `vocab.txt` where it has one (a third of
+    `tokenizer.json`'s size)."""
+    from synib_hf import FusionConfig
+    from synib_hf.models.packaged import local_copy
+
+    os.makedirs(destination, exist_ok=True)
+    for filename in (*ADAPTER_FILES, "model.safetensors"):  # the base's weights, where no checkpoint holds them
+        if os.path.isfile(os.path.join(folder, "adapter", filename)):
+            shutil.copy(os.path.join(folder, "adapter", filename), os.path.join(destination, filename))
+    for filename in PROCESSOR_FILES:
+        shutil.copy(os.path.join(folder, filename), os.path.join(destination, filename))
+    text_checkpoint = local_copy(FusionConfig.from_pretrained(folder).text_name_or_path or "")
+    vocabulary = os.path.join(text_checkpoint, "vocab.txt")
+    if os.path.isfile(vocabulary):
+        shutil.copy(vocabulary, os.path.join(destination, "vocab.txt"))
+    else:
+        shutil.copy(os.path.join(folder, "tokenizer.json"), os.path.join(destination, "tokenizer.json"))
+
+
 def build(name, output_dir, quick):
     if name == "xor-synib":
         from synib_hf.data.xor import GaussianXOR
@@ -144,10 +167,7 @@ def release(argv=None) -> dict:
             os.makedirs(args.cards_dir, exist_ok=True)
             render_card_for_repo(folder, repo_id).save(os.path.join(args.cards_dir, f"{name}.md"))
             if os.path.isdir(os.path.join(folder, "adapter")):
-                os.makedirs(os.path.join(args.cards_dir, f"{name}-adapter"), exist_ok=True)
-                for filename in ADAPTER_FILES:
-                    shutil.copy(os.path.join(folder, "adapter", filename),
-                                os.path.join(args.cards_dir, f"{name}-adapter", filename))
+                copy_adapter_folder(folder, os.path.join(args.cards_dir, f"{name}-adapter"))
         if not args.no_push:
             endpoint = ["--endpoint", args.endpoint] if args.endpoint else []
             if push.main([folder, "--repo-id", repo_id, *endpoint,

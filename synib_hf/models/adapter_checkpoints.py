@@ -8,9 +8,11 @@ its `config.json` (for a fusion model, the checkpoints its towers came from), an
 [`load_adapter_folder`] reads such a folder back into the model class, adapters merged.
 """
 
+import copy
 import json
 import os
 import re
+import warnings
 from typing import Optional
 
 
@@ -87,7 +89,12 @@ def save_base_reference(model, output_dir: str) -> Optional[str]:
     if adapter_config.get("base_model_name_or_path"):
         return None
     base = model.get_base_model()
-    base.config.save_pretrained(output_dir)
+    config = copy.deepcopy(base.config)
+    config.architectures = [type(base).__name__]
+    for sub_config in (getattr(config, "vision_config", None), getattr(config, "text_config", None)):
+        if sub_config is not None and os.path.isabs(getattr(sub_config, "_name_or_path", "") or ""):
+            sub_config._name_or_path = ""  # a local folder (a packaged copy): the config names the Hub id instead
+    config.save_pretrained(output_dir)
     if not unreproducible_weights(base, adapter_config.get("modules_to_save")):
         return "config"
     from safetensors.torch import save_file
@@ -131,7 +138,9 @@ def load_adapter_folder(model_class, folder, build_base, output_loading_info: bo
             )
     peft_config = PeftConfig.from_pretrained(folder)
     peft_config.inference_mode = True
-    peft_model = PeftModel(base, peft_config)
+    with warnings.catch_warnings():  # peft 0.21 reads a property transformers 5 deprecated; nothing to act on
+        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
+        peft_model = PeftModel(base, peft_config)
     for name in sorted(os.listdir(folder)):
         problem = name.startswith("adapter_model") and weights_file_problem(os.path.join(folder, name))
         if problem:
