@@ -2,6 +2,7 @@
 entry sets and searches, so a benchmark can take any method through one line."""
 
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,33 @@ def test_trainer_and_args_builds_the_trainers_own_arguments_class(tmp_path):
                                                   report_to="none")
     assert trainer_class is synib_hf.SynIBTrainer and type(args) is synib_hf.SynIBConfig
     assert (args.synib_weight, args.mask_fill, args.mask_ratio) == (10.0, "ema_noise", 0.3)
+
+
+def test_mean_std_keeps_the_population_std_by_default_and_gives_the_sample_std_with_ddof_1():
+    assert common.mean_std([0.5, 0.7]) == "0.600 ± 0.100"  # the committed tables' convention
+    assert common.mean_std([0.5, 0.7], ddof=1) == "0.600 ± 0.141"
+    assert common.mean_std([0.5, float("nan")], ddof=1) == "0.500"  # one value has no sample std
+    assert common.mean_std([float("nan")], ddof=1) == "–"
+
+
+def test_paired_counts_compare_seed_by_seed():
+    assert common.paired_counts({0: 0.9, 1: 0.5, 2: 0.7, 3: 0.6}, {0: 0.8, 1: 0.6, 2: 0.7, 4: 0.1}) == "1↑ 1↓ of 3"
+    assert common.paired_counts({0: float("nan"), 1: 0.9}, {0: 0.5, 1: 0.5}) == "1↑ 0↓ of 1"
+
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
+COMMITTED_TABLES = {  # table folder → (script, the results it is rendered from, extra arguments)
+    **{folder: ("bench_xor", folder, []) for folder in ("xor", "xor_ema_noise", "xor_heldout", "xor_layernorm")},
+    "xor_select_val_synergy": ("bench_xor", "xor", ["--select", "val_synergy_acc"]),
+    **{folder: ("bench_irony", folder, []) for folder in ("irony", "irony_ema_noise")},
+    "easy_vqa": ("bench_easy_vqa", "easy_vqa", []),
+}
+
+
+@pytest.mark.parametrize("folder", list(COMMITTED_TABLES))
+def test_committed_tables_render_byte_for_byte(folder, tmp_path):
+    pytest.importorskip("matplotlib")
+    script, results, extra = COMMITTED_TABLES[folder]
+    load_script(script).main(["--render", str(BENCHMARKS / results / "results.json"), *extra,
+                              "--output_dir", str(tmp_path)])
+    assert (tmp_path / "results.md").read_bytes() == (BENCHMARKS / folder / "results.md").read_bytes()
