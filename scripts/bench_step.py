@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_step_vlm, beside this script
 
-from bench_step_vlm import VLM_CASES, VLM_FAMILIES  # noqa: E402  (standard library only at import)
+from bench_step_vlm import VLM_CASES, VLM_FAMILIES, VLM_SIZES  # noqa: E402  (standard library only at import)
 
 
 CASES = {
@@ -31,6 +31,7 @@ CASES = {
     "generic-concatenated": {"synib_path": "generic", "view_batching": "concatenated", "mask_type": "random"},
     "generic-sequential": {"synib_path": "generic", "view_batching": "sequential", "mask_type": "random"},
 }
+VLM_ONLY_SIZES = [size for size in VLM_SIZES if size not in ("tiny", "base")]
 SIZES = {
     # CLIP ViT-B/16 vision tower and DeBERTa-v3-base text tower shapes (random weights)
     "base": dict(vision=dict(image_size=224, patch_size=16, hidden_size=768, intermediate_size=3072,
@@ -48,9 +49,11 @@ SIZES = {
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=list(SIZES), default="tiny")
-    parser.add_argument("--batch", type=int, default=None, help="default: 16 (tiny), 128 (base)")
-    parser.add_argument("--seq_len", type=int, default=None, help="default: 16 (tiny), 64 (base)")
+    parser.add_argument("--size", choices=[*SIZES, *VLM_ONLY_SIZES], default="tiny",
+                        help="image-dominant: the vlm-* cases only (LLaVA-shaped, 256 image tokens)")
+    parser.add_argument("--batch", type=int, default=None, help="default: 16 (tiny), 128 (base), 4 (image-dominant)")
+    parser.add_argument("--seq_len", type=int, default=None,
+                        help="prompt tokens; default: 16 (tiny), 64 (base), 32 (image-dominant)")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--lora", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
@@ -164,6 +167,7 @@ TARGETS = {  # the performance issue's ceilings on a GPU (bf16, batch 128): time
     "native-learned": (1.25, None),
     "generic-concatenated": (2.77, None),
     "generic-sequential": (None, 1.1),
+    "vlm-drop-shared": (1.4, None),  # issue 25's ceiling against the fair (lean-logits) plain step, image-dominant
 }
 
 
@@ -200,6 +204,70 @@ def plot(results, path) -> None:
     figure.savefig(path, dpi=120)
 
 
+def time_fusion_case(case, args, batch, seq_len, setting) -> dict:
+    """One fusion-model case: rounds of plain and SynIB Trainer steps, interleaved; medians."""
+    import torch
+
+    plain_times, synib_times, plain_peaks, synib_peaks = [], [], [], []
+    for _ in range(args.rounds):  # interleave plain and SynIB rounds
+        for synib, times, peaks in ((False, plain_times, plain_peaks), (True, synib_times, synib_peaks)):
+            model, dataset, peft_config = build(args.size, seq_len, batch, args.lora)
+            if torch.cuda.is_available():
+                model = model.cuda()
+            step_times, peak = time_steps(model, dataset, peft_config,
+                                          {**CASES[case], "synib_weight": 0.1 if synib else 0.0}, args, batch)
+            times += step_times
+            peaks.append(peak)
+    result = summarise(case, setting, plain_times, synib_times)
+    if torch.cuda.is_available():
+        result.update(memory(plain_peaks, synib_peaks))
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def time_vlm_cases(cases, args, batch, seq_len, setting) -> list:
+    """The vlm-* cases on one model: per round the fair plain step (lean logits), the full-logits plain step, then
+    each case; medians over the rounds. Ratios against the fair plain step (`time_ratio`) and the full-logits one."""
+    from bench_step_vlm import build_vlm, time_vlm_steps
+
+    vlm = build_vlm(args.family, args.size, batch, seq_len, args.lora)
+    times = {name: [] for name in ("plain", "plain_full", *cases)}
+    peaks = {name: [] for name in times}
+    for _ in range(args.rounds):
+        for name in times:
+            variant = name if name.startswith("plain") else "synib"
+            step_times, peak = time_vlm_steps(*vlm, cases[0] if variant != "synib" else name, variant, args.steps,
+                                              args.bf16)
+            times[name] += step_times
+            peaks[name].append(peak)
+    results = []
+    full_ms = 1e3 * statistics.median(times["plain_full"])
+    for case in cases:
+        result = summarise(case, {**setting, "family": args.family}, times["plain"], times[case])
+        result.update(plain_full_logits_ms_per_step=round(full_ms, 2),
+                      time_ratio_to_full_logits_plain=round(result["synib_ms_per_step"] / full_ms, 3))
+        result.update(memory(peaks["plain"], peaks[case], saved_activations=setting["device"] == "cpu"))
+        print(json.dumps(result), flush=True)
+        results.append(result)
+    return results
+
+
+def summarise(case, setting, plain_times, synib_times) -> dict:
+    plain_ms, synib_ms = 1e3 * statistics.median(plain_times), 1e3 * statistics.median(synib_times)
+    return {"case": case, **setting, "plain_ms_per_step": round(plain_ms, 2), "synib_ms_per_step": round(synib_ms, 2),
+            "time_ratio": round(synib_ms / plain_ms, 3)}
+
+
+def memory(plain_peaks, synib_peaks, saved_activations=False) -> dict:
+    """Peak CUDA memory (GiB), or on a CPU the saved activations of one step (MiB), and their ratio."""
+    if saved_activations:
+        return {"plain_saved_activations_mib": round(max(plain_peaks) / 2**20, 2),
+                "synib_saved_activations_mib": round(max(synib_peaks) / 2**20, 2),
+                "memory_ratio": round(max(synib_peaks) / max(plain_peaks), 3)}
+    return {"plain_peak_gib": round(max(plain_peaks) / 2**30, 2), "synib_peak_gib": round(max(synib_peaks) / 2**30, 2),
+            "memory_ratio": round(max(synib_peaks) / max(plain_peaks), 3)}
+
+
 def main(argv=None) -> list:
     args = make_parser().parse_args(argv)
     if args.saved:
@@ -211,41 +279,18 @@ def main(argv=None) -> list:
     from transformers.utils import logging
 
     logging.set_verbosity_error()
-    batch = args.batch or (16 if args.size == "tiny" else 128)
-    seq_len = args.seq_len or (16 if args.size == "tiny" else 64)
+    defaults = {"tiny": (16, 16), "base": (128, 64), "image-dominant": (4, 32)}[args.size]
+    batch, seq_len = args.batch or defaults[0], args.seq_len or defaults[1]
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    results, vlm = [], None
-    for case in args.cases:
-        plain_times, synib_times, plain_peaks, synib_peaks = [], [], [], []
-        if case in VLM_CASES and vlm is None:  # one model for every vlm-* case (a base one takes a while to build)
-            from bench_step_vlm import build_vlm
-
-            vlm = build_vlm(args.family, args.size, batch, seq_len, args.lora)
-        for _ in range(args.rounds):  # interleave plain and SynIB rounds
-            for synib, times, peaks in ((False, plain_times, plain_peaks), (True, synib_times, synib_peaks)):
-                if case in VLM_CASES:
-                    from bench_step_vlm import time_vlm_steps
-
-                    step_times, peak = time_vlm_steps(*vlm, case, synib, args.steps, args.bf16)
-                else:
-                    model, dataset, peft_config = build(args.size, seq_len, batch, args.lora)
-                    if torch.cuda.is_available():
-                        model = model.cuda()
-                    step_times, peak = time_steps(model, dataset, peft_config,
-                                                  {**CASES[case], "synib_weight": 0.1 if synib else 0.0}, args, batch)
-                times += step_times
-                peaks.append(peak)
-        plain_ms, synib_ms = 1e3 * statistics.median(plain_times), 1e3 * statistics.median(synib_times)
-        result = {"case": case, "size": args.size, "batch": batch, "seq_len": seq_len, "bf16": args.bf16,
-                  **({"family": args.family} if case in VLM_CASES else {}),
-                  "lora": args.lora, "device": device, "plain_ms_per_step": round(plain_ms, 2),
-                  "synib_ms_per_step": round(synib_ms, 2), "time_ratio": round(synib_ms / plain_ms, 3)}
-        if torch.cuda.is_available():
-            result.update(plain_peak_gib=round(max(plain_peaks) / 2**30, 2),
-                          synib_peak_gib=round(max(synib_peaks) / 2**30, 2),
-                          memory_ratio=round(max(synib_peaks) / max(plain_peaks), 3))
-        print(json.dumps(result), flush=True)
-        results.append(result)
+    fusion_cases = [case for case in args.cases if case not in VLM_CASES]
+    vlm_cases = [case for case in args.cases if case in VLM_CASES]
+    if fusion_cases and args.size in VLM_ONLY_SIZES:
+        raise ValueError(f"--size {args.size} is a VLM preset; it has no {fusion_cases} case.")
+    setting = {"size": args.size, "batch": batch, "seq_len": seq_len, "bf16": args.bf16, "lora": args.lora,
+               "device": device}
+    results = [time_fusion_case(case, args, batch, seq_len, setting) for case in fusion_cases]
+    if vlm_cases:
+        results += time_vlm_cases(vlm_cases, args, batch, seq_len, setting)
     if args.output:
         with open(args.output, "w") as f:
             f.write("\n".join(json.dumps(r) for r in results) + "\n")

@@ -1,24 +1,36 @@
 """The VLM cases of `bench_step.py`: a generative vision-language model's SFT step with and without SynIB's views.
 
-Model level (the views' machinery, `synib_hf.models.vlm.embedding_views`, with an AdamW step): `plain` is the model's own
-causal-LM loss; the SynIB cases add an image view and a text view (full masks, zero fill, λ·KL-to-uniform over the
-candidate answers) in one forward:
+Model level (the views' machinery, `synib_hf.models.vlm.embedding_views`, with an AdamW step). Two plain steps:
+`plain` (the fair baseline) computes logits only at the supervised positions (`logits_to_keep`) and the causal-LM loss
+from them, as the SynIB cases do; `plain_full` is the model's own loss over logits at every position (the old
+reference: it flatters any case with lean logits). The SynIB cases add an image view and a text view (full masks, zero
+fill, λ·KL-to-uniform over the candidate answers) in one forward:
 
 * `vlm-concatenated` — every input repeated three times, the vision tower on three copies, full logits;
 * `vlm-shared-vision` — the vision tower once, its output repeated; full logits;
-* `vlm-shared-lean` — the vision tower once and logits only where the loss and the penalty read them.
+* `vlm-shared-lean` — the vision tower once and logits only where the loss and the penalty read them;
+* `vlm-shared-prefix` — packed rows: each masked view computes only its suffix after the clean view's prefix;
+* `vlm-drop` — the image view drops the image positions (a text-only pass), views not sharing a prefix;
+* `vlm-drop-shared` — both: one full pass plus the short suffixes.
 
-Random weights from configs: `tiny` (hidden 64, vocab 32k, CPU seconds) and `base` (SmolVLM-500M or Qwen2-VL-2B
-shapes, for a GPU).
+Every case but the first two uses lean logits. Random weights from configs: `tiny` (hidden 64, vocab 32k, CPU
+seconds), `image-dominant` (LLaVA-shaped, 256 image tokens, hidden 256, 4 layers, vocab 8192: a CPU-sized model
+whose sequence the image dominates, as in real VLMs) and `base` (SmolVLM-500M or Qwen2-VL-2B shapes, for a GPU).
+The memory figure on a CPU is the bytes of tensors saved for the backward pass (activations, each storage once).
 """
 
+import contextlib
 import time
 
 
+LEAN = dict(share_vision=True, lean_logits=True)
 VLM_CASES = {
-    "vlm-concatenated": dict(share_vision=False, lean_logits=False),
-    "vlm-shared-vision": dict(share_vision=True, lean_logits=False),
-    "vlm-shared-lean": dict(share_vision=True, lean_logits=True),
+    "vlm-concatenated": dict(share_vision=False, lean_logits=False, share_prefix=False),
+    "vlm-shared-vision": dict(share_vision=True, lean_logits=False, share_prefix=False),
+    "vlm-shared-lean": dict(LEAN, share_prefix=False),
+    "vlm-shared-prefix": dict(LEAN, share_prefix=True),
+    "vlm-drop": dict(LEAN, share_prefix=False, drop_image=True),
+    "vlm-drop-shared": dict(LEAN, share_prefix=True, drop_image=True),
 }
 VLM_FAMILIES = ("smolvlm", "qwen2_vl", "llava")
 IMAGE_TOKEN, ANSWERS = 4, (40, 41)  # ids inside every vocabulary below
@@ -28,6 +40,12 @@ _TINY_TEXT = dict(vocab_size=32000, hidden_size=64, intermediate_size=128, num_h
 _TINY_VISION = dict(image_size=32, patch_size=4, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                     num_attention_heads=4)
 VLM_SIZES = {
+    "image-dominant": {  # 256 image tokens (64 px, patch 4) beside a 32-token prompt
+        "llava": dict(text=dict(vocab_size=8192, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+                                num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024),
+                      vision=dict(image_size=64, patch_size=4, hidden_size=64, intermediate_size=128,
+                                  num_hidden_layers=2, num_attention_heads=4)),
+    },
     "tiny": {
         "smolvlm": dict(text=_TINY_TEXT, vision=_TINY_VISION, scale_factor=2),
         "llava": dict(text=_TINY_TEXT, vision=_TINY_VISION),
@@ -51,8 +69,9 @@ VLM_SIZES = {
 def vlm_config(family: str, size: str):
     from transformers import LlavaConfig, Qwen2VLConfig, SmolVLMConfig
 
-    if family not in VLM_SIZES[size]:
-        raise ValueError(f"No {size} preset for {family!r}; {size} presets: {sorted(VLM_SIZES[size])}.")
+    if size not in VLM_SIZES or family not in VLM_SIZES[size]:
+        presets = sorted(VLM_SIZES.get(size, {}))
+        raise ValueError(f"No {size} preset for {family!r}; {size} presets: {presets or 'none'}.")
     spec = VLM_SIZES[size][family]
     text = dict(spec["text"], pad_token_id=0, bos_token_id=1, eos_token_id=2)
     if family == "smolvlm":
@@ -122,8 +141,45 @@ def build_vlm(family: str, size: str, batch: int, seq_len: int, lora: bool):
     return model, rows, (vlm_lora_config(model) if lora else None)
 
 
-def time_vlm_steps(model, rows, peft_config, case: str, synib: bool, steps: int, bf16: bool):
-    """Times of `steps` optimizer steps (after one warm-up step) and the peak CUDA memory."""
+def plain_loss(network, rows, lean: bool):
+    """The plain SFT step's loss: the model's own (logits everywhere), or from the supervised positions' logits."""
+    from synib_hf.generative import causal_lm_loss, supervised_positions
+
+    if not lean:
+        return network(**rows, use_cache=False).loss
+    inputs = {k: v for k, v in rows.items() if k != "labels"}
+    logits = network(**inputs, use_cache=False, logits_to_keep=supervised_positions(rows["labels"])).logits
+    return causal_lm_loss(logits, rows["labels"])
+
+
+class SavedActivations:
+    """Bytes of the tensors autograd saves for the backward pass inside the block (each storage counted once): a
+    memory figure the CPU gives (activation memory; parameters and optimizer state excluded)."""
+
+    def __init__(self):
+        import torch
+
+        self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+        self.storages, self.bytes = set(), 0
+
+    def _pack(self, tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in self.storages:
+            self.storages.add(storage.data_ptr())
+            self.bytes += storage.nbytes()
+        return tensor
+
+    def __enter__(self):
+        self.hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.hooks.__exit__(*exc)
+
+
+def time_vlm_steps(model, rows, peft_config, case: str, variant: str, steps: int, bf16: bool):
+    """Times of `steps` optimizer steps (after one warm-up step) of `variant` (`"plain"`, `"plain_full"` or
+    `"synib"`), and the peak memory: CUDA's peak allocation on a GPU, the saved activations of one step on a CPU."""
     import torch
     from peft import get_peft_model
 
@@ -134,30 +190,36 @@ def time_vlm_steps(model, rows, peft_config, case: str, synib: bool, steps: int,
     network = get_peft_model(model, peft_config) if peft_config is not None else model
     network.train()
     optimizer = torch.optim.AdamW([p for p in network.parameters() if p.requires_grad], lr=1e-5)
+    options = VLM_CASES[case]
     views = embedding_views(model, MaskSpec(mask_type="full", mask_fill="zero"), MaskRandomness(0),
-                     share_vision=VLM_CASES[case]["share_vision"])
+                            share_vision=options["share_vision"], share_prefix=options["share_prefix"],
+                            drop_image=options.get("drop_image", False))
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(steps + 1):
+    times, saved = [], None
+    for step in range(steps + 1):
         if cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
-        with torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=bf16):
-            if synib:
+        counter = SavedActivations() if not cuda and step == 0 else None
+        with torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=bf16), \
+                (counter or contextlib.nullcontext()):
+            if variant == "synib":
                 readout = views.generative(network, rows, ANSWERS, (None, "image", "text"), training=True,
-                                           lean_logits=VLM_CASES[case]["lean_logits"])
+                                           lean_logits=options["lean_logits"])
                 loss = readout.task_loss + 0.1 * sum(kl_uniform(view).mean() for view in readout.masked_logits)
             else:
-                loss = network(**rows, use_cache=False).loss
+                loss = plain_loss(network, rows, lean=variant == "plain")
+        saved = counter.bytes if counter is not None else saved
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated() if cuda else None
+    peak = torch.cuda.max_memory_allocated() if cuda else saved
     if peft_config is not None:
         network.unload()
     return times[1:], peak
+

@@ -2,9 +2,10 @@
 # The GPU check of the step benchmark: every base-size case (CLIP-B/16 + DeBERTa-v3-base sizes, random weights,
 # LoRA, bf16, batch 128) on one GPU, in under 5 minutes, with only torch, transformers, peft and accelerate installed
 # (synib_hf is imported from this checkout; it needs neither datasets nor evaluate). Writes $OUT/bench_step_base.json.
-# Then the VLM cases on a SmolVLM-500M-shaped random model (bf16, LoRA on the language model, batch 32): plain SFT step
-# against SynIB's image + text views concatenated, with the vision tower shared, and with lean logits too. Writes
-# $OUT/bench_step_vlm_base.json (VLM_FAMILY=qwen2_vl for Qwen2-VL-2B shapes, VLM_BATCH to change the batch).
+# Then the VLM cases on a SmolVLM-500M-shaped random model (bf16, LoRA on the language model, batch 32): the plain SFT
+# step with lean logits (the fair baseline; the full-logits step is timed too) against SynIB's image + text views as
+# blocks (concatenated; lean logits), as packed rows sharing the clean prefix, with the image view dropped, and both.
+# Writes $OUT/bench_step_vlm_base.json (VLM_FAMILY=qwen2_vl for Qwen2-VL-2B shapes, VLM_BATCH to change the batch).
 # SIZE/BATCH/ROUNDS/STEPS override the defaults (the test suite runs it with SIZE=tiny on the CPU); PYTHON names the
 # interpreter (default: python3 from PATH; the tests pass their own).
 set -euo pipefail
@@ -17,5 +18,5 @@ PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" scripts/bench_
   --rounds "${ROUNDS:-2}" --steps "${STEPS:-5}" --output "$OUT/bench_step_${SIZE:-base}.json"
 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" scripts/bench_step.py \
   --size "${SIZE:-base}" --family "${VLM_FAMILY:-smolvlm}" --batch "${VLM_BATCH:-32}" --bf16 --lora \
-  --cases vlm-concatenated vlm-shared-vision vlm-shared-lean \
+  --cases vlm-concatenated vlm-shared-lean vlm-shared-prefix vlm-drop vlm-drop-shared \
   --rounds "${ROUNDS:-2}" --steps "${STEPS:-5}" --output "$OUT/bench_step_vlm_${SIZE:-base}.json"

@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from scripts_loader import SCRIPTS, load_script
 
 
@@ -32,17 +34,34 @@ def test_gpu_script_runs_on_cpu_without_datasets_or_evaluate(tmp_path):
     lines = (tmp_path / "bench_step_tiny.json").read_text().splitlines()
     assert len(lines) == 4 and all(json.loads(line)["bf16"] and json.loads(line)["lora"] for line in lines)
     vlm = [json.loads(line) for line in (tmp_path / "bench_step_vlm_tiny.json").read_text().splitlines()]
-    assert [r["case"] for r in vlm] == ["vlm-concatenated", "vlm-shared-vision", "vlm-shared-lean"]
+    assert [r["case"] for r in vlm] == ["vlm-concatenated", "vlm-shared-lean", "vlm-shared-prefix", "vlm-drop",
+                                        "vlm-drop-shared"]
     assert all(r["family"] == "smolvlm" and r["bf16"] and r["lora"] and r["time_ratio"] > 0 for r in vlm)
 
 
 def test_vlm_cases_time_the_views_of_each_bench_family(tmp_path):
     bench = load_script("bench_step")
     for family in ("llava", "qwen2_vl"):
-        results = bench.main(["--size", "tiny", "--family", family, "--cases", "vlm-shared-lean", "--rounds", "1",
-                              "--steps", "1", "--batch", "2", "--seq_len", "4"])
-        assert [(r["case"], r["family"]) for r in results] == [("vlm-shared-lean", family)]
-        assert results[0]["plain_ms_per_step"] > 0 and results[0]["synib_ms_per_step"] > 0
+        results = bench.main(["--size", "tiny", "--family", family, "--cases", "vlm-shared-lean", "vlm-drop-shared",
+                              "--rounds", "1", "--steps", "1", "--batch", "2", "--seq_len", "4"])
+        assert [(r["case"], r["family"]) for r in results] == [("vlm-shared-lean", family),
+                                                               ("vlm-drop-shared", family)]
+        for result in results:  # against the fair (lean-logits) plain step, the full-logits one beside it
+            assert result["plain_ms_per_step"] > 0 and result["synib_ms_per_step"] > 0
+            assert result["plain_full_logits_ms_per_step"] > 0 and result["time_ratio_to_full_logits_plain"] > 0
+            # the CPU's memory figure: activations saved for the backward pass; dropping the image saves some
+            assert result["plain_saved_activations_mib"] > 0 and result["memory_ratio"] > 0
+        assert results[1]["synib_saved_activations_mib"] < results[0]["synib_saved_activations_mib"]
+
+
+def test_the_image_dominant_preset_is_vlm_only_and_image_dominated():
+    import torch
+
+    bench, vlm = load_script("bench_step"), load_script("bench_step_vlm")
+    rows = vlm.vlm_batch("llava", "image-dominant", 1, 32, torch.Generator().manual_seed(0))
+    assert int((rows["input_ids"] == vlm.IMAGE_TOKEN).sum()) == 256 and rows["input_ids"].shape[1] == 256 + 35
+    with pytest.raises(ValueError, match="image-dominant is a VLM preset; it has no \\['native-random'\\] case"):
+        bench.main(["--size", "image-dominant", "--cases", "native-random"])
 
 
 def test_vlm_base_presets_have_the_advertised_sizes():
