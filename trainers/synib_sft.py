@@ -1,0 +1,105 @@
+"""`SynIBSFTTrainer` (`SynIBMixin` + TRL's `SFTTrainer`) and `SynIBSFTConfig` (SynIB's fields + `trl.SFTConfig`): SynIB
+where vision-language fine-tuning already happens, on TRL's own data, collator and options. Needs `synib-hf[trl]`."""
+
+import importlib
+from dataclasses import dataclass
+
+from .synib_config import SynIBArguments
+from .synib_mixin import SynIBMixin
+
+
+try:  # an optional dependency, as `synib_hf.extras.require` imports them: missing, the error names the extra
+    trl = importlib.import_module("trl")
+except ImportError:
+    raise ImportError(
+        "SynIBSFTTrainer and SynIBSFTConfig build on TRL's SFTTrainer, which is not installed: "
+        "pip install 'synib-hf[trl]' (or pip install 'trl>=1.16')."
+    ) from None
+SFTConfig, SFTTrainer = trl.SFTConfig, trl.SFTTrainer
+
+
+@dataclass
+class SynIBSFTConfig(SynIBArguments, SFTConfig):
+    r"""
+    Configuration for [`SynIBSFTTrainer`]: every [`~trl.SFTConfig`] field (TRL's defaults: `bf16` on, gradient
+    checkpointing on, `max_length=1024`), plus SynIB's (see [`SynIBArguments`]).
+
+    SynIB reads the answer at the position before the first supervised token, so the prompt must be unsupervised:
+    conversational rows need `assistant_only_loss=True` (a chat template with `{% generation %}`), or the data are
+    prompt/completion pairs (`completion_only_loss`, TRL's default for them). Options that put several examples in
+    one row (`packing`, `padding_free`) cannot carry per-example views and are refused while SynIB's views run.
+
+    Example:
+
+    ```python
+    >>> args = SynIBSFTConfig(output_dir="out", synib_weight=0.1, answer_candidates=["yes", "no"],
+    ...                       assistant_only_loss=True, max_length=None)
+    ```
+    """
+
+    def __post_init__(self):
+        views = self.synib_weight > 0 or bool(self.eval_masked_views)
+        for option in ("packing", "padding_free"):
+            if views and getattr(self, option):
+                raise ValueError(
+                    f"{option}=True puts several examples in one row, so SynIB's masked views (one per example and "
+                    f"modality, read at each example's answer position) cannot be built; set {option}=False, or "
+                    "synib_weight=0 for plain SFT."
+                )
+        if views and self.loss_type != "nll":
+            raise ValueError(
+                f"loss_type={self.loss_type!r}: SynIB computes the clean view's causal-LM loss (NLL) in the forward "
+                "it shares with the masked views; set loss_type='nll', or synib_weight=0 for plain SFT."
+            )
+        super().__post_init__()
+
+
+class SynIBSFTTrainer(SynIBMixin, SFTTrainer):
+    """
+    TRL's [`~trl.SFTTrainer`] with SynIB: `loss = SFT loss + synib_weight · Σ_m Ω(masked view m)` on generative
+    vision-language models (LLaVA, Qwen2/2.5/3-VL, Idefics3, SmolVLM, PaliGemma, Gemma3).
+
+    It takes `SFTTrainer`'s arguments in its order (`model, args, data_collator, train_dataset, ...,
+    processing_class, ..., peft_config`) and TRL's data as they come: conversational rows (`messages` with image
+    placeholders, `images`) or prompt/completion rows, collated by TRL's own vision collator with the model's
+    processor. From each batch SynIB reads only what TRL computed:
+
+    * the **answer position**: the one before the first supervised label (TRL's assistant or completion mask);
+    * the **image positions**: the image tokens;
+    * the **text view's positions**: the user's content after the image, before the answer's header. TRL marks no
+      user content, so where it sits is found once per processor from its chat template
+      (`synib_hf.models.vlm.prompt_layout`); a `synib_text_mask` column overrides it.
+
+    With `synib_weight=0` every step is `SFTTrainer`'s own, bit for bit. With SynIB's views on, the clean view and the
+    masked views run in one forward (the vision tower once; packed rows that share the clean view's causal prefix
+    where exact) and the clean view's loss is the token-level NLL over the supervised tokens, as TRL's `nll`; TRL's
+    `entropy`, `mean_token_accuracy` and `num_tokens` are then logged in evaluation (where `SFTTrainer` computes the
+    clean view) but not in training. Evaluation's clean view is `SFTTrainer`'s own loss.
+
+    Example:
+
+    ```python
+    >>> from synib_hf import SynIBSFTConfig, SynIBSFTTrainer, vlm_lora_config
+    >>> args = SynIBSFTConfig(output_dir="out", synib_weight=0.1, answer_candidates=["yes", "no"],
+    ...                       assistant_only_loss=True, mask_type="full", drop_masked_image=True)
+    >>> trainer = SynIBSFTTrainer(model, args, train_dataset=dataset, processing_class=processor,
+    ...                           peft_config=vlm_lora_config(model))
+    >>> trainer.train()
+    ```
+    """
+
+    args_class = SynIBSFTConfig
+    _tag_names = ["trl", "sft", "synib", "multimodal"]
+
+    def __init__(self, *args, **kwargs):
+        # Why: SynIB reads the answer after an unsupervised prompt; TRL supervises the whole conversation by default.
+        super().__init__(*args, **kwargs)
+        views = self.args.synib_weight > 0 or bool(self.args.eval_masked_views)
+        if views and not (self.args.assistant_only_loss or self.completion_only_loss):
+            raise ValueError(
+                "SFTTrainer supervises the whole conversation (prompt, image and answer) unless "
+                "assistant_only_loss=True or the data are prompt/completion pairs, so there is no unsupervised prompt "
+                "before the answer for SynIB to read the answer after. Set assistant_only_loss=True (the chat "
+                "template needs {% generation %} around the assistant's reply; TRL adds one for known families), "
+                "or give prompt/completion rows."
+            )
