@@ -91,6 +91,10 @@ class SynIBArguments(MethodArguments):
             Logits only where the loss and the read-out read them.
         share_vision_encoder (`bool`, *optional*, defaults to `True`):
             The vision tower once per step for all views.
+        share_view_prefix (`bool` or `None`, *optional*, defaults to `None`):
+            Masked views compute only their suffix after the clean view's causal prefix (default: wherever exact).
+        drop_masked_image (`bool`, *optional*, defaults to `False`):
+            With full masks, the image view leaves the image positions out instead of filling them.
     """
 
     # > Objective
@@ -244,6 +248,18 @@ class SynIBArguments(MethodArguments):
         metadata={"help": "Vision-language models: run the vision tower once per step and repeat its output for the "
                   "masked views (identical logits); False runs it on every view's copy of the images."},
     )
+    share_view_prefix: Optional[bool] = field(
+        default=None,
+        metadata={"help": "Vision-language models: pack each example's views in one row so a masked view computes "
+                  "only its suffix after the clean view's causal prefix (same loss and gradients). None: wherever "
+                  "exact (causal prefix, SDPA/eager attention); True: required."},
+    )
+    drop_masked_image: bool = field(
+        default=False,
+        metadata={"help": "Vision-language models, mask_type='full': the image view leaves the image positions out "
+                  "(positions ids kept), a short text-only pass, instead of filling them: the same as attention-"
+                  "masking the image."},
+    )
 
     def __post_init__(self):
         self.oracle_coordinates = _parse_json_field("oracle_coordinates", self.oracle_coordinates)
@@ -298,6 +314,12 @@ class SynIBArguments(MethodArguments):
             _check_modality_keys(self.modality_keys)
         if self.masked_modalities is not None and not self.masked_modalities:
             raise ValueError("masked_modalities is empty: list at least one modality, or None for all of them.")
+        if self.masked_modalities is not None and len(set(self.masked_modalities)) != len(self.masked_modalities):
+            repeated = sorted({m for m in self.masked_modalities if self.masked_modalities.count(m) > 1})
+            raise ValueError(
+                f"masked_modalities lists {repeated} more than once, which would count their views' penalty twice; "
+                "list each modality once."
+            )
         if self.answer_candidates is not None:
             candidates = self.answer_candidates
             if (isinstance(candidates, str) or len(candidates) < 2 or len(set(candidates)) != len(candidates)

@@ -5,7 +5,7 @@ from dataclasses import fields
 
 from synib_hf.generative import candidate_token_ids
 from synib_hf.masking import MaskSpec, TokenIds
-from synib_hf.models.vlm import embedding_views, is_vision_language_model
+from synib_hf.models.vlm import embedding_views, is_vision_language_model, prompt_layout
 from synib_hf.native import implements_native_protocol
 from synib_hf.view_builders import InputViews, NativeViews
 
@@ -22,6 +22,8 @@ PATH_FIELDS = {
     "answer_candidates": ("embedding",),
     "lean_logits": ("embedding",),
     "share_vision_encoder": ("embedding",),
+    "share_view_prefix": ("embedding",),
+    "drop_masked_image": ("embedding",),
 }
 
 
@@ -90,6 +92,8 @@ def _view_builder(path, core, args, processing_class, randomness, view_loss, com
             core, spec, randomness, tuple(getattr(tokenizer, "all_special_ids", None) or ()),
             candidate_ids=candidates, share_vision=args.share_vision_encoder, lean_logits=args.lean_logits,
             view_batching=args.view_batching, masked_modalities=args.masked_modalities, view_loss=view_loss,
+            share_prefix=args.share_view_prefix, drop_image=args.drop_masked_image,
+            prompt_layout=prompt_layout(processing_class),
         )
     token_ids = None
     if tokenizer is not None and hasattr(tokenizer, "all_special_ids"):
