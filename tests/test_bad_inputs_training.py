@@ -254,14 +254,24 @@ def test_ignored_rows_count_in_no_loss_penalty_or_logged_mean(tmp_path):
         torch.testing.assert_close(ignored_weights[key], weights[key])
 
 
-def test_a_batch_of_only_ignored_rows_costs_nothing(tmp_path):
-    data = {**vector_xor(4), "labels": np.full(4, -100)}
-    model = mlp_fusion()
-    before = {k: v.clone() for k, v in model.named_parameters()}
-    trainer = train(tmp_path, model, as_dataset(data), optim="sgd", learning_rate=0.5, max_grad_norm=0.0)
-    assert trainer.state.log_history[0]["loss"] == 0.0
-    assert all(torch.equal(before[k], v) for k, v in model.named_parameters())
-    assert "synib/penalty_x1" not in trainer.state.log_history[0]  # no row counted: no mean to log
+def test_a_batch_of_only_ignored_rows_costs_nothing_and_a_first_one_is_refused(tmp_path):
+    from transformers import TrainerCallback
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            steps.append({k: v.detach().clone() for k, v in model.named_parameters()})
+
+    steps = []
+    labels = np.concatenate([np.arange(4) % 2, np.full(4, -100)])  # batch 1 labelled, batch 2 all ignored
+    trainer = SynIBTrainer(model=mlp_fusion(), args=args(tmp_path, optim="sgd", learning_rate=0.5, max_grad_norm=0.0,
+                                                         max_steps=2, train_sampling_strategy="sequential"),
+                           train_dataset=as_dataset({**vector_xor(8), "labels": labels}), callbacks=[Snapshot()])
+    trainer.train()
+    assert trainer.state.log_history[1]["loss"] == 0.0
+    assert all(torch.equal(steps[0][k], v) for k, v in steps[1].items())  # the ignored batch changed nothing
+    assert "synib/penalty_x1" not in trainer.state.log_history[1]  # no row counted: no mean to log
+    with pytest.raises(ValueError, match="Every row of the first training batch is labelled -100"):
+        train(tmp_path, mlp_fusion(), as_dataset({**vector_xor(4), "labels": np.full(4, -100)}))
 
 
 def test_shuffle_fills_a_last_batch_of_one_from_the_previous_batch(tmp_path):

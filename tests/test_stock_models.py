@@ -243,3 +243,60 @@ def assert_nested_equal(a, b):
             assert_nested_equal(x, y)
     else:
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("view_batching", ["concatenated", "sequential"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_first_step_loss_at_a_tiny_weight_is_the_models_own(tmp_path, case, view_batching):
+    """At λ = 1e-8 the task term is the loss the model trains with at λ = 0 (ViLT's VQA loss is its BCE × num_labels:
+    SynIB keeps it, from the model's own forward), to 1e-5 relative. Dropout is off: with it, the clean rows of a
+    forward that also carries the views draw other dropout masks than a forward of the clean batch alone."""
+    losses = {}
+    for weight in (0.0, 1e-8):
+        model, data, keys, options = build(case)
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        trainer = SynIBTrainer(model=model, args=SynIBConfig(
+            output_dir=str(tmp_path / str(weight)), synib_weight=weight, modality_keys=keys, max_steps=1,
+            view_batching=view_batching, mask_fill="zero", train_sampling_strategy="sequential", **COMMON, **options),
+            train_dataset=data, processing_class=tiny_tokenizer())
+        trainer.train()
+        losses[weight] = trainer.state.log_history[0]["loss"]
+    assert losses[1e-8] == pytest.approx(losses[0.0], rel=1e-5)
+
+
+def test_a_scaled_own_loss_is_kept_and_said(tmp_path, caplog):
+    """A model whose own loss is not the textbook loss of its scores (here ×10, as ViLT's BCE × num_labels): at λ > 0
+    the task term is still the model's, and a warning says how SynIB computes it."""
+    import logging
+
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    class ScaledLoss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+
+        def forward(self, a=None, b=None, labels=None):
+            logits = self.a(a) + self.b(b)
+            loss = None if labels is None else 10.0 * torch.nn.functional.cross_entropy(logits, labels)
+            return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    rng = np.random.default_rng(0)
+    data = as_dataset({"a": rng.normal(size=(8, 3)).astype(np.float32), "b": rng.normal(size=(8, 3)).astype(np.float32),
+                       "labels": np.arange(8) % 2})
+    losses = {}
+    for weight in (0.0, 1e-8):
+        torch.manual_seed(0)
+        trainer = SynIBTrainer(model=ScaledLoss(), args=SynIBConfig(
+            output_dir=str(tmp_path / str(weight)), synib_weight=weight, max_steps=1, mask_fill="zero",
+            modality_keys={"left": ["a"], "right": ["b"]}, train_sampling_strategy="sequential", **COMMON),
+            train_dataset=data)
+        with caplog.at_level(logging.WARNING, logger="synib_hf"):
+            trainer.train()
+        losses[weight] = trainer.state.log_history[0]["loss"]
+    assert losses[1e-8] == pytest.approx(losses[0.0], rel=1e-5)
+    assert any("computes its own task loss differently" in r.getMessage() and "×" not in r.getMessage()
+               for r in caplog.records)
+    assert trainer.view_builder.clean_from_model

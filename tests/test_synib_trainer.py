@@ -93,25 +93,30 @@ def test_lambda_zero_reproduces_plain_trainer(tmp_path, case, eval_masked_views)
 
 
 def test_penalty_window_is_plain_training_outside_it(tmp_path):
-    train = xor_data()
-    steps = dict(per_device_train_batch_size=8, max_steps=2, learning_rate=1e-2, remove_unused_columns=False)
-    plain_model, synib_model = mlp_fusion(), mlp_fusion()
-    Trainer(model=plain_model, args=plain_args(tmp_path / "p", **steps), train_dataset=train).train()
-    trainer = SynIBTrainer(
-        model=synib_model, args=synib_args(tmp_path / "s", synib_weight=1.0, synib_start_step=2, **steps),
-        train_dataset=train,
-    )
-    trainer.train()
-    assert_params_equal(params(plain_model), params(synib_model), rtol=0, atol=0)
+    class SnapshotAt(TrainerCallback):
+        def __init__(self):
+            self.params = None
 
-    late = SynIBTrainer(
-        model=mlp_fusion(),
-        args=synib_args(tmp_path / "l", synib_weight=1.0, synib_start_step=2, **{**steps, "max_steps": 4}),
-        train_dataset=train,
-    )
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 2:
+                self.params = params(model)
+
+    train = xor_data()
+    steps = dict(per_device_train_batch_size=8, max_steps=4, learning_rate=1e-2, remove_unused_columns=False)
+    plain_snapshot, late_snapshot = SnapshotAt(), SnapshotAt()
+    Trainer(model=mlp_fusion(), args=plain_args(tmp_path / "p", **steps), train_dataset=train,
+            callbacks=[plain_snapshot]).train()
+    late = SynIBTrainer(model=mlp_fusion(), args=synib_args(tmp_path / "l", synib_weight=1.0, synib_start_step=2,
+                                                            **steps),
+                        train_dataset=train, callbacks=[late_snapshot])
     late.train()
+    assert_params_equal(plain_snapshot.params, late_snapshot.params, rtol=0, atol=0)  # steps 1-2: plain training
     weights = [h.get("synib/weight") for h in late.state.log_history if "loss" in h]
     assert weights == [None, None, 1.0, 1.0]
+    never = SynIBTrainer(model=mlp_fusion(), args=synib_args(tmp_path / "n", synib_weight=1.0, synib_start_step=4,
+                                                             **steps), train_dataset=train)
+    with pytest.raises(ValueError, match=r"synib_start_step=4 is at or after the run's last optimizer step \(4\)"):
+        never.train()  # a window after the run would silently be plain training
 
 
 # ---- gradient accumulation ------------------------------------------------------------------------------------------

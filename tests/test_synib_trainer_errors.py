@@ -146,7 +146,8 @@ def test_compute_loss_func_is_the_clean_task_loss(tmp_path):
                                                    logging_steps=1),
                            train_dataset=pair_data(), compute_loss_func=loss_func)
     trainer.train()
-    assert seen == [(torch.Size([4, 2]), torch.Size([4]), None)]  # 4 clean rows of a 12-row concatenated forward
+    # the first-batch check (two rows: is the loss a scalar?), then the step: 4 clean rows of a 12-row forward
+    assert seen == [(torch.Size([2, 2]), torch.Size([2]), None), (torch.Size([4, 2]), torch.Size([4]), None)]
     assert trainer.state.log_history[0]["synib/task_loss"] > 0
 
 

@@ -3,6 +3,7 @@ a `TrainingArguments` class (`SynIBConfig = SynIBArguments + TrainingArguments`,
 trl.SFTConfig`): its own fields listed for model cards, and pickling that never writes a token."""
 
 import copy
+import os
 from dataclasses import MISSING, dataclass, fields
 
 
@@ -16,6 +17,12 @@ class MethodArguments:
     """
 
     def __post_init__(self):
+        output_dir = getattr(self, "output_dir", None)
+        if output_dir is not None and os.path.isfile(output_dir):
+            raise ValueError(
+                f"output_dir={output_dir!r} is an existing file, not a folder: name a folder for the checkpoints and "
+                "the model (it is created if missing)."
+            )
         parent = getattr(super(), "__post_init__", None)
         if parent is not None:  # the TrainingArguments base (absent when the arguments are used alone)
             parent()

@@ -19,7 +19,14 @@ from synib_hf.native import implements_native_protocol
 from .method_arguments import MethodArguments
 
 from .trainer_compat import held_mismatched_load_warnings, keep_columns
-from .training_state import last_complete_checkpoint, load_converted, needs_converted_load
+from .training_state import (
+    check_resumable,
+    check_writable,
+    last_complete_checkpoint,
+    load_converted,
+    named_write_failures,
+    needs_converted_load,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -50,6 +57,7 @@ class MultimodalTrainerMixin:
             bound.arguments["model"] = wrap_with_peft(bound.arguments.get("model"), peft_config)
         base_init(*bound.args, **bound.kwargs)
         self._synib_metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
+
         core = self.core_model()
         if implements_native_protocol(core):  # a native model's forward may take **inputs: keep what it encodes
             keep_columns(self, [key for keys in core.synib_input_keys.values() for key in keys])
@@ -95,21 +103,26 @@ class MultimodalTrainerMixin:
         """Restore the method's own state saved with `checkpoint` (nothing by default)."""
 
     def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs):
-        # Why: resume from the last *complete* checkpoint, check the first batch before any step runs, and load
-        # checkpoints whose weight names the Trainer's state-dict load does not map back (transformers#43701).
+        # Why: resume from the last *complete* checkpoint (a named one is checked first), check the first batch before
+        # any step runs, load checkpoints whose weight names the Trainer's state-dict load does not map back
+        # (transformers#43701), and name the folder when a checkpoint cannot be written.
         if resume_from_checkpoint is True:
             resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
         elif resume_from_checkpoint is False:
             resume_from_checkpoint = None
+        core = self.core_model()
+        if isinstance(resume_from_checkpoint, (str, os.PathLike)) and os.path.isdir(resume_from_checkpoint):
+            check_resumable(resume_from_checkpoint, core)
+        check_writable(self.args)
         if self.train_dataset is not None:
             self._before_training()
-        core = self.core_model()
         converted = resume_from_checkpoint is not None and needs_converted_load(core, resume_from_checkpoint)
         if converted:  # the Trainer's own load then leaves these weights as they are
             load_converted(core, resume_from_checkpoint)
         if resume_from_checkpoint is not None:
             self._restore_training_state(resume_from_checkpoint)
-        with held_mismatched_load_warnings(converted or self.args.load_best_model_at_end) as held:
+        with held_mismatched_load_warnings(converted or self.args.load_best_model_at_end) as held, \
+                named_write_failures(self.args.output_dir, lambda: self.state.global_step):
             output = super().train(resume_from_checkpoint, trial, ignore_keys_for_eval, **kwargs)
         best = self.state.best_model_checkpoint
         if self.args.load_best_model_at_end and best and os.path.isdir(best) and needs_converted_load(core, best):

@@ -4,12 +4,14 @@ drawn), rows that attend to nothing refused, and, under DDP, the parameters one 
 
 import contextlib
 import itertools
+import math
 import random
+from typing import Optional
 
 import numpy as np
 import torch
 
-from .trainer_compat import first_batch_inputs
+from .trainer_compat import first_batch_inputs, model_columns
 
 
 def first_training_batch(trainer) -> dict:
@@ -20,6 +22,7 @@ def first_training_batch(trainer) -> dict:
         ValueError: the training set is empty.
     """
     size = trainer.args.per_device_train_batch_size
+    check_missing_values(trainer.train_dataset, model_columns(trainer))
 
     def rows_of(dataset):
         with preserved_rng():  # a data set's __getitem__ or a collator may draw (random crops, MLM masking)
@@ -32,6 +35,9 @@ def first_training_batch(trainer) -> dict:
                 "The training set has no samples (train_dataset is empty): check the data files and any filtering "
                 "before the Trainer."
             )
+        problem = rows_problem(rows)
+        if problem is not None:
+            raise ValueError(f"The first training batch cannot be collated: {problem}")
         return rows
 
     with preserved_rng():
@@ -87,3 +93,141 @@ def check_attended(inputs: dict) -> None:
                     "data set, or give each at least one token (e.g. the tokenizer's special tokens)."
                 )
 
+
+
+def num_channels(config) -> Optional[int]:
+    """The image channels a model config (or its vision sub-config) expects, if it says."""
+    for candidate in (config, getattr(config, "vision_config", None)):
+        channels = getattr(candidate, "num_channels", None)
+        if isinstance(channels, int):
+            return channels
+    return None
+
+
+def check_plain_batch(batch: dict, model, check_labels: bool = True) -> None:
+    """What would fail in the first step anyway, with an error that names the input and the fix: class ids outside a
+    transformers head's `num_labels` (`check_labels`), images with another number of channels than the model's
+    config, unprocessed (integer) images. Reads the batch and the config only (no forward)."""
+    from transformers import PreTrainedModel
+
+    config = getattr(model, "config", None)
+    labels = batch.get("labels")
+    num_labels = getattr(config, "num_labels", None)
+    single_label = getattr(config, "problem_type", None) in (None, "single_label_classification")
+    classifier = isinstance(model, PreTrainedModel) and (
+        type(model).__name__.endswith("ForSequenceClassification") or hasattr(model, "synib_modalities"))
+    if (check_labels and classifier and torch.is_tensor(labels) and labels.dim() == 1
+            and not labels.is_floating_point() and single_label and isinstance(num_labels, int) and num_labels >= 2):
+        from synib_hf.tasks import Task
+
+        Task("single_label_classification", num_labels).check_labels(
+            labels, where=f"labels (the model config's num_labels is {num_labels})")
+    channels = num_channels(config)
+    for key, value in batch.items():
+        if not torch.is_tensor(value) or value.dim() not in (4, 5) or not key.endswith("pixel_values"):
+            continue
+        if not value.is_floating_point():
+            raise ValueError(
+                f"{key!r} holds {value.dtype} values, not floats: the images were not run through the image "
+                "processor (rescaled and normalised). Pass them through the model's processor in the collator."
+            )
+        if channels is not None and value.shape[-3] != channels:
+            raise ValueError(
+                f"{key!r} has {value.shape[-3]} channels (shape {tuple(value.shape)}), but the model's config expects "
+                f"num_channels={channels}: convert the images (e.g. PIL `image.convert('RGB')` for 3 channels) "
+                "before the processor, or build the model with the images' number of channels."
+            )
+
+
+@contextlib.contextmanager
+def named_input_errors(batch: dict, model):
+    """Within the first batch's checking forward, a failure of the model on the inputs becomes an error listing each
+    input's shape and dtype beside the model's parameter dtype (a raw shape or dtype error names none of them)."""
+    try:
+        yield
+    except RuntimeError as error:
+        parameter = next(iter(model.parameters()), None)
+        shapes = ", ".join(f"{key} {tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}"
+                           for key, value in batch.items() if torch.is_tensor(value))
+        hint = ""
+        floats = {value.dtype for value in batch.values() if torch.is_tensor(value) and value.is_floating_point()}
+        if parameter is not None and floats and parameter.dtype not in floats:
+            hint = (f" The model's weights are {str(parameter.dtype).removeprefix('torch.')} and the float inputs "
+                    f"{', '.join(sorted(str(d).removeprefix('torch.') for d in floats))}: load the model in float32 "
+                    "and train with bf16=True (autocast), or cast the inputs in the collator.")
+        raise ValueError(
+            f"{type(model).__name__} failed on the first training batch ({shapes}): {error}.{hint} Check each input's "
+            "shape against the model's config."
+        ) from error
+
+
+def check_penalty_window(args, train_dataset) -> None:
+    """A clear error when `synib_start_step` is at or after the last optimizer step: the penalty would never apply."""
+    total = args.max_steps if args.max_steps and args.max_steps > 0 else None
+    if total is None and hasattr(train_dataset, "__len__"):
+        per_step = args.per_device_train_batch_size * max(args.world_size, 1)
+        batches = len(train_dataset) // per_step if args.dataloader_drop_last else math.ceil(len(train_dataset)
+                                                                                           / per_step)
+        updates = max(batches // args.gradient_accumulation_steps
+                      + int(batches % args.gradient_accumulation_steps > 0), 1)
+        total = math.ceil(args.num_train_epochs * updates)
+    if total is not None and args.synib_start_step >= total:
+        raise ValueError(
+            f"synib_start_step={args.synib_start_step} is at or after the run's last optimizer step ({total}): the "
+            "penalty would never apply and the run would be plain training. Lower synib_start_step, or set "
+            "synib_weight=0 for plain training."
+        )
+
+
+def check_missing_values(dataset, columns=None) -> None:
+    """A clear error for a `datasets.Dataset` column (of `columns`, default all) that is missing (None) in some rows,
+    anywhere in the set: a collator would fail on the first batch holding one, naming neither the column nor the rows.
+    Read from the Arrow table's null counts (no row is decoded)."""
+    table = getattr(dataset, "data", None)
+    if table is None or not hasattr(table, "column_names") or not hasattr(dataset, "column_names"):
+        return
+    for name in dataset.column_names:
+        if columns is not None and name not in columns:
+            continue
+        column = table.column(name)
+        if column.null_count:
+            import pyarrow.compute as pc
+
+            rows = [i for i, missing in enumerate(pc.is_null(column).to_pylist()) if missing]
+            if getattr(dataset, "_indices", None) is not None:  # a shuffled or selected view: name its own rows
+                positions = set(rows)
+                rows = [i for i, j in enumerate(dataset._indices.column(0).to_pylist()) if j in positions]
+                if not rows:
+                    continue
+            raise ValueError(
+                f"The training set's column {name!r} is missing (None) in {len(rows)} rows (e.g. {rows[:10]}): drop "
+                f"or fill them first, e.g. dataset.filter(lambda row: row[{name!r}] is not None)."
+            )
+
+
+def rows_problem(rows) -> Optional[str]:
+    """What in a batch's rows (dicts) a collator cannot stack: a column that is None in some rows, holds values of
+    several types, or arrays of several shapes; None if nothing is found."""
+    if not rows or not all(isinstance(row, dict) for row in rows):
+        return None
+    for key in rows[0]:
+        values = [row.get(key) for row in rows]
+        missing = [i for i, value in enumerate(values) if value is None]
+        if missing:
+            return (f"column {key!r} is None in rows {missing[:10]} of this batch (of {len(rows)}): drop or fill "
+                    f"those examples, e.g. dataset.filter(lambda row: row[{key!r}] is not None).")
+        kinds = {type(value).__name__ for value in values}
+        if len(kinds) > 1:
+            return f"column {key!r} holds values of several types in one batch ({sorted(kinds)}): make them one type."
+        if isinstance(values[0], str) and key in ("labels", "label"):
+            return (f"column {key!r} holds strings ({values[0]!r}, ...): map them to class ids first, e.g. with "
+                    "model.config.label2id.")
+        shapes = {}
+        for i, value in enumerate(values):
+            shape = tuple(np.shape(value)) if not isinstance(value, str) else ()
+            shapes.setdefault(shape, []).append(i)
+        if len(shapes) > 1:
+            listed = "; ".join(f"{shape} in rows {where[:5]}" for shape, where in list(shapes.items())[:3])
+            return (f"column {key!r} holds values of several shapes in one batch ({listed}): resize or pad them to "
+                    "one shape (e.g. the image processor's size), or use a collator that pads.")
+    return None

@@ -9,15 +9,28 @@ import copy
 import warnings
 
 import torch
+from transformers.utils import logging
+
 from synib_hf.masking import MaskRandomness
 from synib_hf.objective import check_finite, synib_objective, valid_mean, view_losses
 
 from .multimodal_trainer import MultimodalTrainerMixin
-from .preflight import check_attended, first_training_batch, preserved_rng, unused_in_probe
+from .preflight import (
+    check_attended,
+    check_penalty_window,
+    check_plain_batch,
+    first_training_batch,
+    named_input_errors,
+    preserved_rng,
+    unused_in_probe,
+)
 from .synib_config import SynIBConfig
 from .trainer_compat import checkpoint_folder, ddp_handler, keep_columns
 from .training_state import load_synib_state, save_synib_state
 from .view_choice import build_view_builder
+
+
+logger = logging.get_logger(__name__)
 
 
 class SynIBMixin(MultimodalTrainerMixin):
@@ -78,11 +91,15 @@ class SynIBMixin(MultimodalTrainerMixin):
     # ---- before the first step -----------------------------------------------------------------------------------
 
     def _before_training(self) -> None:
-        """The first batch checked (inputs, masking rules, scores, labels, task); under DDP, `find_unused_parameters`
-        from one probe step."""
-        if self.args.synib_weight == 0:
-            return
+        """The first batch checked before any step runs. At λ = 0 only what would fail anyway, with a clearer error
+        (labels out of range, images with the wrong number of channels); at λ > 0 everything the views need (inputs,
+        masking rules, scores, labels, task, the model's own task loss) and, under DDP, `find_unused_parameters` from
+        one probe step."""
         batch = first_training_batch(self)
+        if self.args.synib_weight == 0:
+            check_plain_batch(batch, self.core_model())
+            return
+        check_penalty_window(self.args, self.train_dataset)
         self._check_first_batch(batch)
         handler = ddp_handler(self)
         if self.args.world_size > 1 and self.args.ddp_find_unused_parameters is None and handler is not None:
@@ -96,16 +113,38 @@ class SynIBMixin(MultimodalTrainerMixin):
                 f"{sorted(batch)}. Name the label column 'labels' (or 'label') and check that the data collator keeps "
                 "it."
             )
+        if labels.dim() == 1 and not labels.is_floating_point() and bool((labels == -100).all()):
+            raise ValueError(
+                "Every row of the first training batch is labelled -100 (ignored), so it would train on nothing: check "
+                "the label column (unlabelled test rows in the training split?) and the data collator."
+            )
         check_attended(batch)
+        check_plain_batch(batch, self.core_model(), check_labels=False)  # the view builder checks them on the scores
         model = self.model
         was_training = model.training
         model.eval()
         try:
-            with self.compute_loss_context_manager(), preserved_rng():
-                self.view_builder.check(model, {k: v for k, v in batch.items() if k != "labels"}, labels)
+            with self.compute_loss_context_manager(), preserved_rng(), named_input_errors(batch, self.core_model()):
+                builder = self.view_builder
+                builder.check(model, {k: v for k, v in batch.items() if k != "labels"}, labels)
+                if hasattr(builder, "use_model_loss") and self.compute_loss_func is None:  # is it the model's own?
+                    rows = {k: v[:2] for k, v in self._model_inputs(batch).items()}
+                    notice = builder.use_model_loss(model, rows, self._own_loss(model, rows))
+                    if notice:
+                        logger.warning(notice)
         finally:
             model.train(was_training)
         self._first_batch_checked = True
+
+    def _own_loss(self, model, rows: dict):
+        """What the base Trainer computes as the loss of `rows` at λ = 0 (the model's own loss, `compute_loss_func`
+        or label smoothing), or None when the model computes no scalar loss of its own."""
+        try:
+            with torch.no_grad():
+                loss = super().compute_loss(model, dict(rows))
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError):  # no labels argument, no loss output
+            return None
+        return loss if torch.is_tensor(loss) and loss.dim() == 0 and loss.is_floating_point() else None
 
     def _unused_in_probe(self, batch: dict) -> set:
         """Trainable parameters one probe step leaves without gradient (a logvar head the penalty does not read);
@@ -217,6 +256,9 @@ class SynIBMixin(MultimodalTrainerMixin):
                 f"evaluate() needs labels ({self.label_names}) in every batch, but the evaluation set gave none: name "
                 "the label column 'labels', or call trainer.predict() on unlabelled data."
             )
+        buffered = self._synib_metrics["eval"].get("weight")
+        if buffered and not any(bool((~column.isnan()).any()) for column in buffered):
+            output.metrics.pop(f"{metric_key_prefix}_loss", None)  # no row had a label: there is no loss to report
         output.metrics.update({f"{metric_key_prefix}_synib/{k}": v for k, v in self._flush("eval").items()})
         return output
 

@@ -64,6 +64,15 @@ def keep_columns(trainer, names) -> None:
     trainer._signature_columns = list(dict.fromkeys([*trainer._signature_columns, *names]))
 
 
+def model_columns(trainer):
+    """The data set columns that reach the collator: all of them, or with `remove_unused_columns` those the model's
+    forward (and SynIB) takes."""
+    if not trainer.args.remove_unused_columns:
+        return None
+    trainer._set_signature_columns_if_needed()
+    return list(trainer._signature_columns)
+
+
 def first_batch_inputs(trainer, rows_of) -> dict:
     """The first training batch as the dataloader would build it (columns removed, collated, on the device), from
     `rows_of(dataset) → rows`, without a dataloader."""

@@ -3,9 +3,12 @@ Trainer's, the last *complete* checkpoint picked for `resume_from_checkpoint=Tru
 kill during a save is skipped, with a warning that says why), and checkpoints whose weight names the Trainer's
 state-dict load does not map back (transformers#43701), loaded through `from_pretrained`."""
 
+import contextlib
+import errno
 import json
 import os
 import re
+import shutil
 import warnings
 import zipfile
 from typing import Optional
@@ -139,3 +142,73 @@ def tied_keys(model) -> set:
             tied |= {name, seen[pointer]}
         seen.setdefault(pointer, name)
     return tied
+
+
+def check_resumable(checkpoint: str, model) -> None:
+    """A clear error before resuming from a named checkpoint that is incomplete (truncated weights, optimizer or RNG
+    state; no trainer state) or that holds another model class's weights (the Trainer would load nothing of them and
+    train on from the current weights, with a warning only).
+
+    Raises:
+        ValueError: naming the file and the fix.
+    """
+    problem = checkpoint_problem(checkpoint)
+    if problem is not None:
+        raise ValueError(
+            f"resume_from_checkpoint={checkpoint!r} cannot be resumed from: {problem}. A kill or a full disk during a "
+            "save leaves such folders: resume from an earlier checkpoint, or use resume_from_checkpoint=True to take "
+            "the last complete one."
+        )
+    config_path = os.path.join(checkpoint, "config.json")
+    config = getattr(model, "config", None)
+    if os.path.isfile(config_path) and getattr(config, "model_type", None):
+        with open(config_path) as f:
+            saved = json.load(f).get("model_type")
+        if saved and saved != config.model_type:
+            raise ValueError(
+                f"resume_from_checkpoint={checkpoint!r} holds a {saved!r} model, but this trainer trains a "
+                f"{config.model_type!r} model ({type(model).__name__}): resume from a checkpoint of the same model."
+            )
+
+
+def check_writable(args) -> None:
+    """A clear error before training when the run will save into an `output_dir` it cannot write."""
+    if getattr(args, "save_strategy", "no") in ("no", None) or str(args.save_strategy) == "SaveStrategy.NO":
+        return
+    folder = os.path.abspath(args.output_dir)
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK):
+        raise PermissionError(
+            f"output_dir={args.output_dir!r} cannot be written ({existing} is read-only for this user), and the run "
+            f"saves checkpoints (save_strategy={getattr(args.save_strategy, 'value', args.save_strategy)!r}): choose "
+            "a writable output_dir, or save_strategy='no'."
+        )
+
+
+WRITE_FAILURES = ("iostream error", "PytorchStreamWriter failed", "file write failed", "No space left on device",
+                  "Disk quota exceeded")
+
+
+@contextlib.contextmanager
+def named_write_failures(output_dir: str, step):
+    """Within the block, a failed write (a full disk, a quota, a read-only folder) becomes an `OSError` that names the
+    checkpoint folder, the free space and the fix (torch's own message names no file)."""
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        errno_failure = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO,
+                                                                       errno.EROFS, errno.EFBIG)
+        if not (errno_failure or any(text in str(error) for text in WRITE_FAILURES)):
+            raise
+        folder = os.path.join(output_dir, f"checkpoint-{step()}")
+        existing = os.path.abspath(output_dir)
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        free = shutil.disk_usage(existing).free / 2**30
+        raise OSError(
+            f"Writing {folder} failed ({type(error).__name__}: {error}); {free:.2f} GiB are free on its disk. Free "
+            "space (or lower save_total_limit, or set save_only_model=True), then resume with "
+            "resume_from_checkpoint=True: the incomplete folder is skipped and the last complete checkpoint is kept."
+        ) from error

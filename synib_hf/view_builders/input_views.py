@@ -3,8 +3,13 @@
 Each masked view is a copy of the batch whose modality's inputs are masked by the rule of their kind
 (`synib_hf.masking.input_kinds`). The clean batch and the views run in one forward, stacked on the batch axis
 (`view_batching="concatenated"`), or one after another (`"sequential"`: each view is back-propagated as soon as it is
-read, so only one view's activations live at a time). The clean view's task loss follows the head's task
-(`problem_type`: cross-entropy, BCE, MSE) or the user's `compute_loss_func`.
+read, so only one view's activations live at a time).
+
+The clean view's task loss is the one the model is trained with at `synib_weight=0`: the head's task from its scores
+(`problem_type`: cross-entropy, BCE, MSE, or the user's `compute_loss_func`) when that equals the model's own loss on
+the first batch ([`InputViews.use_model_loss`]); otherwise (a model whose own loss is scaled, smoothed, weighted or has
+an auxiliary term, e.g. ViLT's BCE × num_labels) the model's own forward with the labels, run by the trainer beside
+the masked views ([`InputViews.complete`]).
 """
 
 from typing import Callable, Mapping, Optional, Sequence
@@ -105,6 +110,7 @@ class InputViews:
         self.label_smoothing = label_smoothing
         self.model_config, self.model_name = model_config, model_name
         self.task = None  # the head's task, known once a batch was checked
+        self.clean_from_model = False  # the clean view is the model's own labelled forward (use_model_loss)
         self._kinds = {}  # batch signature → resolved kinds
 
     # ---- the batch's modalities --------------------------------------------------------------------------------------
@@ -140,10 +146,21 @@ class InputViews:
             for key, coordinates in (self.spec.oracle_coordinates or {}).items():
                 if key in batch:
                     check_oracle_coordinates(key, coordinates, batch[key].shape[-1])
+        if self.spec.mask_type == "random":
+            for key, kind in kinds.items():
+                if kind.kind in ("image", "images"):
+                    check_patch_size(key, batch[key].shape[-2:], self.spec.mask_patch_size, self.spec.mask_ratio)
         with torch.no_grad():
             outputs = model(**{k: v[:2] for k, v in batch.items()})
         scores = classification_scores(outputs, self.logits_key)
         config, model_name = self.model_config, self.model_name
+        if self.compute_loss_func is not None:
+            loss = self.compute_loss_func(slice_outputs(outputs, 2), labels[:2], num_items_in_batch=None)
+            if not (torch.is_tensor(loss) and loss.dim() == 0):
+                raise ValueError(
+                    f"compute_loss_func must return the batch's loss as a scalar tensor, got "
+                    f"{tuple(loss.shape) if torch.is_tensor(loss) else type(loss).__name__}: reduce it (e.g. .mean())."
+                )
         task = resolve_task(config, labels, scores.shape[-1], self.problem_type)
         task.check_labels(labels, where=f"labels (a {task.problem_type} head with {task.num_labels} outputs)")
         if task.problem_type == "regression" and self.view_loss != "gaussian":
@@ -184,6 +201,8 @@ class InputViews:
         views = [self.masker(batch, keys[m], training, kinds) for m in modalities]
         valid = task.valid_rows(labels)
         size = labels.shape[0]
+        if self.clean_from_model:
+            return self._masked_views_only(model, views, modalities, labels, valid, run_view)
         if self.view_batching == "concatenated":
             outputs = model(**concatenate_views(batch, views))
             scores = classification_scores(outputs, self.logits_key).unflatten(0, (len(views) + 1, -1))  # (1+M, B, C)
@@ -209,6 +228,55 @@ class InputViews:
             outputs={"logits": logits}, penalties=torch.cat([losses for _, losses in read]),
         )
 
+    def _masked_views_only(self, model, views, modalities, labels, valid, run_view) -> Views:
+        """The masked views alone (the trainer adds the model's own clean forward): in one forward of `M·B` rows, or
+        one view at a time, each read and back-propagated through `run_view`."""
+        task = self.task
+
+        def read(modalities, views):
+            outputs = model(**concatenate_views(views[0], views[1:]))
+            scores = classification_scores(outputs, self.logits_key).unflatten(0, (len(views), -1))  # (M, B, C)
+            return Views(task=task, modalities=tuple(modalities), masked=scores, valid=valid, targets=labels,
+                         masked_logvar=self._logvar(outputs, len(views)))
+
+        if self.view_batching == "concatenated":
+            read_views = [run_view(lambda: read(modalities, views))]
+        else:
+            read_views = [run_view(lambda m=m, v=v: read([m], [v])) for m, v in zip(modalities, views)]
+        return Views(task=task, modalities=modalities, masked=torch.cat([s for s, _ in read_views]), valid=valid,
+                     targets=labels, penalties=torch.cat([losses for _, losses in read_views]))
+
+    def use_model_loss(self, model, rows: Mapping, own_loss) -> Optional[str]:
+        """Compare the task loss the views would compute from the scores with `own_loss`, what the model is trained
+        with at `synib_weight=0` on the same rows (labels included); when they differ, the clean view becomes the
+        model's own forward from then on. Returns a notice saying so, or None. `own_loss` None: the model computes no
+        loss of its own (then the task's is the only one)."""
+        if own_loss is None or self.compute_loss_func is not None:
+            return None
+        labels = rows["labels"]
+        with torch.no_grad():
+            outputs = model(**{k: v for k, v in rows.items() if k != "labels"})
+            ours = self._task_loss(outputs, classification_scores(outputs, self.logits_key), labels, len(labels))
+        own_loss = own_loss.detach().float()
+        if own_loss.dim() == 0 and torch.isclose(ours.float(), own_loss, rtol=1e-5, atol=1e-7):
+            return None
+        self.clean_from_model = True
+        return (
+            f"{self.model_name} computes its own task loss differently from the {self.task.problem_type} loss of its "
+            f"scores ({own_loss.flatten()[0].item():.4g} vs {ours.item():.4g} on the first batch): SynIB keeps the "
+            "model's own loss, from a forward of the clean batch beside the masked views (one more forward per "
+            "step). To train with the loss of the scores instead, pass compute_loss_func."
+        )
+
+    def clean_inputs(self, inputs: Mapping, training: bool) -> dict:
+        """The clean batch for the model's own forward: every input and the labels."""
+        return dict(inputs)
+
+    def complete(self, views: Views, task_loss, outputs, inputs: Mapping, scaled_for_ga: bool, training: bool) -> Views:
+        """The masked views completed with the model's own clean forward: its loss and its scores."""
+        scores = classification_scores(outputs, self.logits_key)
+        return views.with_clean(task_loss, scores, {"logits": scores}, scaled_for_ga)
+
     def _logvar(self, outputs, views: int):
         if self.view_loss != "gaussian":
             return None
@@ -226,6 +294,30 @@ class InputViews:
 
     def load_state_dict(self, state: Mapping) -> None:
         self.masker.load_state_dict(state)
+
+
+def check_patch_size(key: str, size, patch: int, ratio: float, untouched: float = 0.01) -> None:
+    """A clear error when random patches are so large that a masked view often leaves an image whole: with `n` patches
+    an image is untouched with probability `(1 − ratio)^n`; above `untouched` (1 %) the penalty would push many clean
+    predictions to uniform.
+
+    Raises:
+        ValueError: naming the patch size, the image size and the largest patch size that would do.
+    """
+    height, width = int(size[0]), int(size[1])
+
+    def patches(side: int) -> int:
+        return -(-height // side) * -(-width // side)
+
+    if (1.0 - ratio) ** patches(patch) <= untouched:
+        return
+    fitting = [side for side in range(1, patch) if (1.0 - ratio) ** patches(side) <= untouched]
+    fix = f"use mask_patch_size <= {fitting[-1]}" if fitting else "use mask_patch_size=1"
+    raise ValueError(
+        f"mask_patch_size={patch} cuts the {height}×{width} images of {key!r} into {patches(patch)} patch(es), so at "
+        f"mask_ratio={ratio} a masked view leaves {(1.0 - ratio) ** patches(patch):.0%} of the images untouched and "
+        f"the penalty would push their clean predictions to uniform: {fix}, or raise mask_ratio."
+    )
 
 
 def resolve_modality_keys(
@@ -276,6 +368,11 @@ def read_output(outputs, key: str, what: str = "logits_key") -> torch.Tensor:
 def classification_scores(outputs, key: str = "logits") -> torch.Tensor:
     """Classification scores `(batch, num_labels)` from a model output, checked for shape."""
     scores = read_output(outputs, key)
+    if not torch.is_tensor(scores):
+        raise ValueError(
+            f"SynIB reads the classification scores from the output field {key!r}, which holds a "
+            f"{type(scores).__name__}, not a (batch, num_labels) tensor: set logits_key to the field of the scores."
+        )
     if scores.dim() != 2:
         hint = (" Logits (B, T, V) with labels (B, T) are a generative model's: for a vision-language model of a "
                 "supported family (LLaVA, Qwen2/2.5/3-VL, Idefics3, SmolVLM, PaliGemma, Gemma3) use "
