@@ -68,12 +68,39 @@ def _as_number(value) -> Optional[float]:
     return None
 
 
-def _pretty(name: str) -> tuple:
-    """`(shown name, metric type)` of a metric name without its `eval_` prefix."""
+def mask_description(hyperparameters: Optional[Mapping] = None) -> str:
+    """How the masked views behind `synib/masked_accuracy_<m>` masked a modality, from the settings that differ from
+    `SynIBConfig`'s defaults (a card's `hyperparameters`): what a reader needs to read the number right. A learned or
+    random mask hides part of a modality; only the full mask takes it all out.
+
+    Example:
+
+    ```python
+    >>> mask_description({"mask_type": "learned"})
+    'partly masked (learned mask: per-example gates, not the modality removed)'
+    ```
+    """
+    settings = dict(hyperparameters or {})
+    mask_type, fill = settings.get("mask_type", "random"), settings.get("mask_fill", "auto")
+    fill_text = "" if fill == "auto" else f", {fill} fill"
+    if mask_type == "full":
+        return f"removed (full mask{fill_text})"
+    if mask_type == "learned":
+        return "partly masked (learned mask: per-example gates, not the modality removed)"
+    if mask_type == "oracle":
+        return "masked on its synergy coordinates (oracle mask)"
+    return f"masked (random mask, {float(settings.get('mask_ratio', 0.5)):.0%} of its features{fill_text})"
+
+
+def _pretty(name: str, mask: str = "masked") -> tuple:
+    """`(shown name, metric type)` of a metric name without its `eval_` prefix; `mask` says how the masked views
+    masked (see [`mask_description`])."""
     if name == "accuracy":
         return "Accuracy", "accuracy"
     if name.startswith("synib/masked_accuracy_"):
-        return f"Accuracy with {name.removeprefix('synib/masked_accuracy_')} masked", "accuracy"
+        return f"Accuracy with {name.removeprefix('synib/masked_accuracy_')} {mask}", "accuracy"
+    if name.startswith("synib/full_mask_accuracy_"):
+        return f"Accuracy with {name.removeprefix('synib/full_mask_accuracy_')} removed (full mask)", "accuracy"
     if name.removeprefix("accuracy_") in SLICE_NAMES:
         return f"Accuracy on {SLICE_NAMES[name.removeprefix('accuracy_')]}", "accuracy"
     for suffix, kind in (("_accuracy", "accuracy"), ("_size", "")):
@@ -84,9 +111,10 @@ def _pretty(name: str) -> tuple:
     return name, name
 
 
-def metric_rows(metrics: Mapping) -> list:
+def metric_rows(metrics: Mapping, mask: str = "masked") -> list:
     """The card's rows for an evaluation's metrics (with or without the `eval_` prefix): every value measured, in a
-    stable order (`model-index` rows first), each shown as given when it is not a number.
+    stable order (`model-index` rows first), each shown as given when it is not a number. `mask` names how the masked
+    views masked (see [`mask_description`]); `synib/full_mask_accuracy_<m>` is the accuracy with `<m>` removed.
 
     Example:
 
@@ -100,7 +128,7 @@ def metric_rows(metrics: Mapping) -> list:
         name = key.removeprefix("eval_")
         if name in NOT_MEASURED:
             continue
-        shown, metric_type = _pretty(name)
+        shown, metric_type = _pretty(name, mask)
         number = _as_number(value)
         if number is None:
             text = " ".join(str(value).split()).replace("|", "\\|")  # one table cell
@@ -109,7 +137,7 @@ def metric_rows(metrics: Mapping) -> list:
         else:
             text = f"{number:.4f}"
         diagnostic = name == "loss" or name.endswith(("_loss", "_size")) or (
-            name.startswith("synib/") and not name.startswith("synib/masked_accuracy_")
+            name.startswith("synib/") and not name.startswith(("synib/masked_accuracy_", "synib/full_mask_accuracy_"))
         )
         reported = number is not None and math.isfinite(number) and not diagnostic
         rows.append(MetricRow(key, shown, text, number, metric_type, reported))
@@ -143,6 +171,8 @@ def build_model_card(
     auto_class: str = "AutoModelForSequenceClassification",
     summary: Optional[str] = None,
     template_path: Optional[str] = None,
+    published: Optional[bool] = None,
+    local_path: Optional[str] = None,
 ) -> ModelCard:
     """A rendered model card for a SynIB checkpoint.
 
@@ -153,7 +183,11 @@ def build_model_card(
         eval_metrics: evaluation metrics as the Trainer reports them (`eval_accuracy`, `eval_synergy_accuracy`,
             `eval_synib/masked_accuracy_<m>`, or any other name). Every value is shown (see [`metric_rows`]); finite
             scores also become the card's `model-index`.
-        load_snippet: Python code that loads the checkpoint; by default `auto_class` with `repo_id`.
+        load_snippet: Python code that loads the checkpoint; by default `auto_class` with `repo_id` when the model is
+            published, else with its local folder, the repo id shown as "once published".
+        published: whether the checkpoint is on the Hub under `repo_id`; default: whether a `repo_id` is given.
+        local_path: the folder the quick start loads an unpublished checkpoint from (default: `model_name`; never an
+            absolute path).
         auto_class: the transformers Auto class of the default snippet (`AutoModelForImageTextToText` for a
             generative vision-language model).
         template_path: a Jinja template in place of the shipped one. It sees the variables the shipped one does, and
@@ -170,7 +204,7 @@ def build_model_card(
     0.98
     ```
     """
-    rows = metric_rows(eval_metrics or {})
+    rows = metric_rows(eval_metrics or {}, mask_description(hyperparameters))
     reported = [row for row in rows if row.reported]
     eval_results = [
         EvalResult(
@@ -194,12 +228,18 @@ def build_model_card(
         metrics=list(dict.fromkeys(row.metric_type for row in reported)) or None,
         eval_results=eval_results or None,
     )
+    published = bool(repo_id) if published is None else published
     reference = repo_id or f"<your-namespace>/{model_name}"
-    snippet = load_snippet or (
-        "import synib_hf  # registers the SynIB model classes with the Auto classes\n"
-        f"from transformers import {auto_class}\n\n"
-        f'model = {auto_class}.from_pretrained("{reference}")'
-    )
+    header = ("import synib_hf  # registers the SynIB model classes with the Auto classes\n"
+              f"from transformers import {auto_class}\n\n")
+    if load_snippet is None and published:
+        load_snippet = header + f'model = {auto_class}.from_pretrained("{reference}")'
+    elif load_snippet is None:
+        folder = local_path or model_name
+        load_snippet = (header + f'model = {auto_class}.from_pretrained("{folder}")  # the checkpoint\'s folder\n'
+                        f'# once published on the Hub (synib-hf push {folder} --repo-id {reference}):\n'
+                        f'# model = {auto_class}.from_pretrained("{reference}")')
+    snippet = load_snippet
     variables = dict(
         model_name=model_name,
         summary=summary or f"A SynIB-trained multimodal classifier evaluated on {dataset_name}.",
@@ -247,12 +287,17 @@ def save_card_inputs(card_inputs: Mapping, output_dir: str) -> None:
         json.dump({k: v for k, v in card_inputs.items() if k != "repo_id"}, f, indent=2, default=str)
 
 
-def render_card_for_repo(checkpoint_dir: str, repo_id: str) -> Optional[ModelCard]:
-    """Re-render a checkpoint's card for the repo it is pushed to; None if the checkpoint has no SynIB card inputs."""
+def render_card_for_repo(checkpoint_dir: str, repo_id: str, published: bool = True,
+                         local_path: Optional[str] = None) -> Optional[ModelCard]:
+    """Re-render a checkpoint's card for the repo it is pushed to (`published=False`: for a folder not pushed yet,
+    whose quick start loads `local_path` and shows the repo id as "once published"); None if the checkpoint has no
+    SynIB card inputs."""
     path = os.path.join(checkpoint_dir, CARD_INPUTS_NAME)
     if not os.path.exists(path):
         return None
     with open(path) as f:
         card_inputs = json.load(f)
     card_inputs["model_name"] = repo_id.split("/")[-1]
-    return build_model_card(repo_id=repo_id, **card_inputs)
+    card_inputs.pop("published", None)
+    card_inputs.pop("local_path", None)
+    return build_model_card(repo_id=repo_id, published=published, local_path=local_path, **card_inputs)

@@ -26,7 +26,7 @@ def test_every_saved_checkpoint_has_a_card_with_the_evaluation_it_ran(tmp_path):
     _, results = model_index_to_eval_results(card.data.to_dict()["model-index"])
     reported = {r.metric_name: r.metric_value for r in results}
     assert reported["Accuracy"] == round(evaluation["eval_accuracy"], 6)
-    assert reported["Accuracy with x1 masked"] == round(evaluation["eval_synib/masked_accuracy_x1"], 6)
+    assert reported["Accuracy with x1 removed (full mask)"] == round(evaluation["eval_synib/masked_accuracy_x1"], 6)
     assert {"synib", "multimodal"} <= set(card.data.tags)
     assert "| `synib_weight` | `0.3` |" in card.content and "| `mask_type` | `full` |" in card.content
     assert str(tmp_path) not in card.content
@@ -53,3 +53,38 @@ def test_card_never_shows_a_token_or_local_path(tmp_path, monkeypatch):
     card = build_model_card("name", eval_metrics={"eval_accuracy": 0.5, "eval_loss": 1.0})
     assert "hf_secret_token_value" not in str(card) and "/tmp" not in str(card)
     assert [r.metric_name for r in card.data.eval_results] == ["Accuracy"]
+
+
+def test_masked_view_accuracies_are_labelled_with_the_mask_that_produced_them():
+    metrics = {"eval_accuracy": 1.0, "eval_synib/masked_accuracy_image": 1.0, "eval_synib/full_mask_accuracy_image": 0.5}
+    shown = {settings.get("mask_type", "random"): [r.metric_name for r in build_model_card(
+        "m", eval_metrics=metrics, hyperparameters=settings).data.eval_results][1:]
+        for settings in ({"mask_type": "learned"}, {"mask_ratio": 0.3, "mask_fill": "shuffle"}, {"mask_type": "full"})}
+    assert shown["learned"] == ["Accuracy with image partly masked (learned mask: per-example gates, not the modality "
+                                "removed)", "Accuracy with image removed (full mask)"]
+    assert shown["random"][0] == "Accuracy with image masked (random mask, 30% of its features, shuffle fill)"
+    assert shown["full"][0] == "Accuracy with image removed (full mask)"
+
+
+def test_an_unpublished_card_loads_its_folder_first_and_shows_the_hub_id_as_once_published():
+    local = str(build_model_card("xor-synib", repo_id="org/xor-synib", published=False, local_path="runs/xor"))
+    assert 'from_pretrained("runs/xor")' in local
+    assert '# once published on the Hub (synib-hf push runs/xor --repo-id org/xor-synib):' in local
+    published = str(build_model_card("xor-synib", repo_id="org/xor-synib"))
+    assert 'model = AutoModelForSequenceClassification.from_pretrained("org/xor-synib")' in published
+    assert "once published" not in published
+
+
+def test_the_released_cards_read_right():
+    """The committed cards: unpublished models load from a folder first; the tiny CLIP + DeBERTa card labels its
+    learned-mask figures and shows the accuracy with each modality removed, at chance on its pure-synergy data."""
+    from pathlib import Path
+
+    released = Path(__file__).resolve().parent.parent / "model_cards" / "released"
+    for path in released.glob("*.md"):
+        text = path.read_text()
+        assert "# once published on the Hub" in text, path.name
+    tiny = {r.metric_name: r.metric_value
+            for r in ModelCard.load(released / "tiny-clip-deberta-synib.md").data.eval_results}
+    assert all("partly masked (learned mask" in name for name in tiny if "masked" in name)
+    assert all(abs(tiny[f"Accuracy with {m} removed (full mask)"] - 0.5) < 0.1 for m in ("image", "text"))

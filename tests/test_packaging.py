@@ -54,7 +54,7 @@ def test_wheel_ships_templates_recipes_metric_license_and_the_command(wheel):
                    "synib_hf/metrics/synergy_subset/synergy_subset.py", "synib_hf/trainers/synib_trainer.py"):
         assert needed in names, needed
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
-    assert "synib-hf = synib_hf.cli.main:main" in entry_points
+    assert "synib-hf = synib_hf_launcher:main" in entry_points and "synib_hf_launcher.py" in names
     assert not any(n.startswith(("tests/", "scripts/", "docs/")) for n in names)
 
 
@@ -77,7 +77,8 @@ def third_party_imports(folder: Path) -> set:
                 names |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and not node.level:
                 names.add(node.module.split(".")[0])
-    return {n for n in names if n not in sys.stdlib_module_names and n not in ("synib_hf", "trainers")}
+    return {n for n in names if n not in sys.stdlib_module_names and n not in ("synib_hf", "trainers",
+                                                                              "synib_hf_launcher")}
 
 
 def test_every_imported_package_is_a_declared_dependency(wheel):
@@ -108,3 +109,17 @@ def test_command_runs_from_outside_the_clone_on_the_wheel_alone(wheel, tmp_path)
     written = outside / "runs" / "tiny-synib"  # the shipped recipe's relative folders, under the working directory
     expected = {"README.md", "config.json", "model.safetensors", "test_results.json"}
     assert expected <= {p.name for p in written.iterdir()}
+
+
+def test_the_command_answers_help_without_importing_torch(wheel, tmp_path):
+    """The console script's module runs the dispatch without importing `synib_hf` (torch, transformers: seconds);
+    `python scripts/bench_cli_help.py` times it."""
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    probe = ("import sys, synib_hf_launcher; status = synib_hf_launcher.main(['--help']); "
+             "print('torch imported' if 'torch' in sys.modules else 'no torch', status)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(site)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage: synib-hf COMMAND" in result.stdout and result.stdout.strip().endswith("no torch 0")

@@ -1,5 +1,8 @@
 """`synib-hf COMMAND [...]`: one console command in front of the subcommands, each a module of `synib_hf.cli` with a
-`main(argv) -> exit status`."""
+`main(argv) -> exit status`, imported only when it runs.
+
+This module imports nothing from `synib_hf` at the top: the console script (`synib_hf_launcher`) runs it without
+importing the package, so that `synib-hf --help` answers without loading torch (`python scripts/bench_cli_help.py`)."""
 
 import importlib
 import sys
@@ -9,7 +12,7 @@ COMMANDS = {
     "train": ("train", "fine-tune a vision + text fusion model with SynIB from a recipe"),
     "demo": ("demo", "the main job: plain vs SynIB on Gaussian-XOR, side by side"),
     "push": ("push", "push a checkpoint to the Hub in one commit, its card re-rendered for the repo"),
-    "release": ("release", "train, evaluate and push the reference checkpoints"),
+    "release": ("release", "train, evaluate and push the reference checkpoints (--no-push: build them locally)"),
 }
 
 
@@ -28,9 +31,9 @@ def main(argv=None) -> int:
         print(usage())
         return 0 if argv else 2
     if argv[0] in ("-V", "--version"):
-        from synib_hf import __version__
+        from importlib.metadata import version
 
-        print(f"synib-hf {__version__}")
+        print(f"synib-hf {version('synib-hf')}")
         return 0
     if argv[0] not in COMMANDS:
         print(f"synib-hf: error: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)

@@ -20,6 +20,7 @@ import shutil
 MODELS = ("xor-synib", "irony-digits-synib", "tiny-clip-deberta-synib", "minilm-easyvqa-synib")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "config.json")
 PROCESSOR_FILES = ("processor_config.json", "tokenizer_config.json")
+SHIPPED_ADAPTERS = ("minilm-easyvqa-synib",)  # with --cards_dir, also written as a loadable <name>-adapter/ folder
 SUMMARY = (
     "Answers easy-VQA questions (64×64 images of one coloured shape; 13 answers) from the image and the question. "
     "Text tower: the pretrained all-MiniLM-L6-v2, fine-tuned with LoRA (r 8) on query/key/value of its top two "
@@ -39,7 +40,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--endpoint", default=None, help="Hub-compatible endpoint (default: HF_ENDPOINT or the Hub)")
     parser.add_argument("--no-push", action="store_true", help="build the folders only")
     parser.add_argument("--cards_dir", default=None,
-                        help="also write each rendered card here as <name>.md (and LoRA adapters as <name>-adapter/)")
+                        help="also write each rendered card here as <name>.md (and minilm-easyvqa-synib's LoRA "
+                        "adapters as a folder that loads by itself, <name>-adapter/)")
     parser.add_argument("--quick", action="store_true", help="few epochs (smoke tests)")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     return parser
@@ -165,9 +167,12 @@ def release(argv=None) -> dict:
         repo_id = f"{args.organization}/{name}"
         if args.cards_dir:
             os.makedirs(args.cards_dir, exist_ok=True)
-            render_card_for_repo(folder, repo_id).save(os.path.join(args.cards_dir, f"{name}.md"))
-            if os.path.isdir(os.path.join(folder, "adapter")):
-                copy_adapter_folder(folder, os.path.join(args.cards_dir, f"{name}-adapter"))
+            local = folder if not os.path.isabs(folder) else name  # a card never shows an absolute path
+            if name in SHIPPED_ADAPTERS:
+                local = os.path.join(args.cards_dir, f"{name}-adapter")
+                copy_adapter_folder(folder, local)
+            card = render_card_for_repo(folder, repo_id, published=not args.no_push, local_path=local)
+            card.save(os.path.join(args.cards_dir, f"{name}.md"))
         if not args.no_push:
             endpoint = ["--endpoint", args.endpoint] if args.endpoint else []
             if push.main([folder, "--repo-id", repo_id, *endpoint,

@@ -30,7 +30,8 @@ def compact_metrics(logs: dict) -> str:
         name = key.split("_", 1)[1] if key.startswith(("eval_", "test_", "train_")) else key
         if name in NOT_SHOWN or name.startswith(DIAGNOSTICS) or not isinstance(value, (int, float)):
             continue
-        for prefix, label in (("synib/masked_accuracy_", "masked accuracy"), ("synib/penalty_", "penalty")):
+        for prefix, label in (("synib/masked_accuracy_", "masked accuracy"), ("synib/penalty_", "penalty"),
+                              ("synib/full_mask_accuracy_", "accuracy with it removed")):
             if name.startswith(prefix):
                 grouped.setdefault(label, []).append(f"{name.removeprefix(prefix)} {value:.4g}")
                 break

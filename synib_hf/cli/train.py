@@ -281,6 +281,7 @@ def run(script_args, model_args, training_args):
         trainer.add_callback(CompactProgressCallback())
     trainer.train()
     metrics = trainer.evaluate(data["test"], metric_key_prefix="test")
+    metrics.update(full_mask_metrics(trainer, data["test"]))
     written = {"model": output_dir, "processor": output_dir}
     if model_args.use_lora:
         final_model = trainer.accelerator.unwrap_model(trainer.model)
@@ -304,6 +305,29 @@ def run(script_args, model_args, training_args):
     if script_args.make_fixture:
         written["synthetic data"] = script_args.data_dir
     return metrics, final_model, (written if trainer.is_world_process_zero() else {})
+
+
+def full_mask_metrics(trainer, dataset) -> dict:
+    """`test_synib/full_mask_accuracy_<m>`: the test accuracy with each modality removed (`mask_type="full"`), for a
+    run whose masks were partial (random or learned), whose masked-view accuracies say only how much a partial mask
+    hurt. The model card shows both, each labelled with its mask."""
+    import dataclasses
+
+    from transformers import PrinterCallback
+
+    from synib_hf import SynIBTrainer
+
+    if trainer.args.mask_type == "full" or not trainer.args.synib_weight:
+        return {}
+    args = dataclasses.replace(trainer.args, mask_type="full", eval_masked_views=True, disable_tqdm=True,
+                               report_to="none", eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+    evaluator = SynIBTrainer(model=trainer.accelerator.unwrap_model(trainer.model), args=args,
+                             processing_class=trainer.processing_class, data_collator=trainer.data_collator,
+                             compute_metrics=trainer.compute_metrics)
+    evaluator.remove_callback(PrinterCallback)  # the caller reports these metrics with its own
+    prefix = "test_synib/masked_accuracy_"
+    return {key.replace(prefix, "test_synib/full_mask_accuracy_"): value
+            for key, value in evaluator.evaluate(dataset, metric_key_prefix="test").items() if key.startswith(prefix)}
 
 
 def main(argv=None) -> int:
