@@ -65,6 +65,17 @@ def test_help_renders_every_synib_field_once():
         assert name in result.stdout
     for field in SynIBArguments.method_fields():
         assert result.stdout.count(f"--{field.name} ") + result.stdout.count(f"--{field.name}\n") == 1, field.name
+    headings = [line for line in result.stdout.splitlines() if line.endswith("options:") or "options (" in line]
+    assert headings[:3] == ["options:", "SynIBConfig options (SynIB):", "ScriptArguments options:"]  # SynIB's first
+    assert result.stdout.splitlines().index("SynIBConfig options (SynIB):") < 20
+
+
+def test_the_demo_leaves_only_its_checkpoint(tmp_path, capsys):
+    from synib_hf.cli.demo import demo
+
+    demo(["--output_dir", str(tmp_path / "demo"), "--epochs", "1"])
+    assert [p for p in (tmp_path / "demo").iterdir() if p.is_dir()] == []  # no empty plain/ and synib/ folders
+    assert f"SynIB checkpoint  {tmp_path / 'demo'}" in capsys.readouterr().out
 
 
 def test_keeping_unused_columns_is_required(tmp_path):

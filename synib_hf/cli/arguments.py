@@ -107,7 +107,7 @@ def expand_recipe(parser: HfArgumentParser, argv=None) -> list:
 
 
 class SynIBArgumentParser(HfArgumentParser):
-    """`HfArgumentParser` whose help reads in order: the recipe, the script's own options, the SynIB fields, then the
+    """`HfArgumentParser` whose help reads in order: the recipe, the SynIB fields, the script's own options, then the
     inherited `TrainingArguments` fields (under their own headings)."""
 
     def __init__(self, dataclass_types, **kwargs):
@@ -117,6 +117,10 @@ class SynIBArgumentParser(HfArgumentParser):
             "recipe", nargs="?", metavar="RECIPE",
             help=f"a YAML/JSON file of options, or a shipped recipe: {', '.join(shipped_recipes())}",
         )
+        # argparse prints groups in the order they were made: SynIB's fields go first, after the recipe
+        synib = [group for group in self._action_groups if (group.title or "").endswith("(SynIB)")]
+        others = [group for group in self._action_groups if group not in synib]
+        self._action_groups[:] = others[:2] + synib + others[2:]
 
     def _add_dataclass_arguments(self, dtype):
         if not (isinstance(dtype, type) and issubclass(dtype, TrainingArguments) and dtype is not TrainingArguments):

@@ -11,6 +11,7 @@ on the synergy slice.
 import argparse
 import json
 import os
+import tempfile
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -74,6 +75,9 @@ def demo(argv=None) -> dict:
         return {"accuracy": float(correct.mean())}
 
     results = {}
+    # the runs save nothing while training: their Trainer's output folder is a temporary one, so no empty plain/ and
+    # synib/ folders are left beside the checkpoint
+    scratch = tempfile.TemporaryDirectory(prefix="synib-demo-")
     for name, weight in (("plain", 0.0), ("synib", args.synib_weight)):
         set_seed(args.seed)  # both runs start from the same weights
         dims = {"x1": 32, "x2": 32}
@@ -81,7 +85,7 @@ def demo(argv=None) -> dict:
                         else MLPFusionConfig(modality_dims=dims, hidden_size=256))
         model = MLPFusionForClassification(model_config)
         config = SynIBConfig(
-            output_dir=os.path.join(args.output_dir, name),
+            output_dir=os.path.join(scratch.name, name),
             synib_weight=weight,
             mask_type=args.mask_type,
             mask_ratio=args.mask_ratio,
@@ -129,6 +133,7 @@ def demo(argv=None) -> dict:
                               "eval_synergy_accuracy": results[name]["synergy slice"]},
             )
 
+    scratch.cleanup()
     header = f"{'test metric':<20}{'plain':>10}{'SynIB':>10}"
     lines = [header, "-" * len(header)]
     for metric in results["plain"]:
@@ -136,9 +141,11 @@ def demo(argv=None) -> dict:
     print(f"Gaussian-XOR mixture (p_u1, p_u2, p_red, p_syn) = {mixture}, model {args.model}; SynIB: "
           f"λ={args.synib_weight}, mask={args.mask_type}, fill={args.mask_fill}")
     print("\n".join(lines))
-    print(f"SynIB checkpoint and model card: {args.output_dir}")
     with open(os.path.join(args.output_dir, "demo_results.json"), "w") as f:
         json.dump(results, f, indent=2)
+    folder = os.path.abspath(args.output_dir)
+    print(f"Outputs:\n  SynIB checkpoint  {folder}\n  model card        {os.path.join(folder, 'README.md')}\n"
+          f"  results           {os.path.join(folder, 'demo_results.json')}")
     return results
 
 
