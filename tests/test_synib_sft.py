@@ -15,6 +15,7 @@ trl = pytest.importorskip("trl")
 from datasets import Dataset  # noqa: E402
 
 from synib_hf import SynIBSFTConfig, SynIBSFTTrainer, vlm_lora_config  # noqa: E402
+from synib_hf.trainers.trainer_compat import TRL_CHECKED_AGAINST, TRL_PRIVATE_MEMBERS  # noqa: E402
 from tiny_vlms import CHAT_FAMILIES, CHAT_VOCAB, chat_rows, tiny_chat_processor, tiny_chat_vlm  # noqa: E402
 
 
@@ -131,7 +132,8 @@ def test_gradient_accumulation_gives_the_full_batchs_step(tmp_path):
         torch.testing.assert_close(runs[1][name], value, rtol=1e-5, atol=1e-7, msg=name)
 
 
-@pytest.mark.parametrize("family, peft", [("llava", False), ("qwen2_vl", True)], ids=["llava-full", "qwen2_vl-lora"])
+@pytest.mark.parametrize("family, peft", [("llava", False), ("qwen2_vl", True), ("smolvlm", True)],
+                         ids=["llava-full", "qwen2_vl-lora", "smolvlm-lora"])
 def test_resuming_equals_an_uninterrupted_run(family, peft, tmp_path):
     model = tiny_chat_vlm(family)
     options = dict(synib_weight=1.0, max_steps=4, save_strategy="steps", save_steps=2)  # random masks, ema_noise
@@ -197,3 +199,60 @@ def test_a_missing_trl_names_the_extra(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(blocker)},
                          capture_output=True, text=True, timeout=300)
     assert "pip install 'synib-hf[trl]'" in out.stdout, out.stderr[-2000:]
+
+
+def test_trls_token_count_goes_on_while_the_views_compute_the_loss(tmp_path):
+    logs = []
+    for weight in (0.0, 1.0):
+        run = trainer("llava", tmp_path / str(weight), synib_weight=weight, max_steps=3)
+        run.train()
+        logs.append([h["num_tokens"] for h in run.state.log_history if "loss" in h])
+    assert logs[0] == logs[1] and logs[0][-1] > logs[0][0] > 0
+
+
+# ---- the recipe and the compatibility records ---------------------------------------------------------------------
+
+
+def test_the_trl_recipe_fine_tunes_a_tiny_vlm_with_lora_offline(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "trl_sft_vlm.py"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(script), "--output_dir", str(tmp_path / "out"), "--max_steps", "12",
+                             "--disable_tqdm", "true"], capture_output=True, text=True, timeout=300, env=env,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"eval_loss", "eval_synib/penalty_image", "eval_synib/penalty_text", "eval_synib/clean_accuracy"} <= set(
+        metrics)
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "README.md"} <= written  # LoRA adapters and a card
+    assert "synib" in (tmp_path / "out" / "README.md").read_text().lower()
+
+
+@pytest.mark.parametrize("member", TRL_PRIVATE_MEMBERS, ids=lambda m: m.name)
+def test_each_trl_private_member_has_the_recorded_signature(member, tmp_path):
+    import inspect
+
+    where = f"(checked against {TRL_CHECKED_AGAINST}); synib-hf uses it for: {member.use}. Update trainer_compat.py."
+    if member.parameters is None:  # an attribute, set on instances
+        run = trainer("llava", tmp_path, synib=False)
+        assert hasattr(run, member.name), f"SFTTrainer.{member.name} no longer exists {where}"
+        return
+    function = getattr(trl.SFTTrainer, member.name, None)
+    assert function is not None, f"SFTTrainer.{member.name} no longer exists {where}"
+    assert tuple(inspect.signature(function).parameters) == member.parameters, f"SFTTrainer.{member.name} moved {where}"
+
+
+def test_at_most_eight_trainer_methods_are_overridden():
+    from transformers import Trainer
+
+    overridden = set()
+    for klass in SynIBSFTTrainer.__mro__:
+        if klass.__module__.startswith("synib_hf"):
+            overridden |= {name for name, value in vars(klass).items() if callable(value) and hasattr(Trainer, name)
+                           and (name == "__init__" or not name.startswith("__"))}
+    assert len(overridden) <= 8, sorted(overridden)

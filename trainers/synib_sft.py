@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .synib_config import SynIBArguments
 from .synib_mixin import SynIBMixin
+from .trainer_compat import count_sft_tokens
 
 
 try:  # an optional dependency, as `synib_hf.extras.require` imports them: missing, the error names the extra
@@ -73,8 +74,8 @@ class SynIBSFTTrainer(SynIBMixin, SFTTrainer):
     With `synib_weight=0` every step is `SFTTrainer`'s own, bit for bit. With SynIB's views on, the clean view and the
     masked views run in one forward (the vision tower once; packed rows that share the clean view's causal prefix
     where exact) and the clean view's loss is the token-level NLL over the supervised tokens, as TRL's `nll`; TRL's
-    `entropy`, `mean_token_accuracy` and `num_tokens` are then logged in evaluation (where `SFTTrainer` computes the
-    clean view) but not in training. Evaluation's clean view is `SFTTrainer`'s own loss.
+    `num_tokens` keeps counting, while its `entropy` and `mean_token_accuracy` are logged in evaluation (where
+    `SFTTrainer` computes the clean view) but not in training. Evaluation's clean view is `SFTTrainer`'s own loss.
 
     Example:
 
@@ -103,3 +104,10 @@ class SynIBSFTTrainer(SynIBMixin, SFTTrainer):
                 "template needs {% generation %} around the assistant's reply; TRL adds one for known families), "
                 "or give prompt/completion rows."
             )
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # Why: where SynIB's views compute the clean loss, SFTTrainer's does not run, so its token count is kept here.
+        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if model.training and self.synib_active() and inputs.get("attention_mask") is not None:
+            count_sft_tokens(self, inputs["attention_mask"])
+        return result

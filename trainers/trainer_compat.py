@@ -127,3 +127,28 @@ def held_mismatched_load_warnings(active: bool = True):
         yield held
     finally:
         logger.removeFilter(held)
+
+
+# ---- TRL (SynIBSFTTrainer) -------------------------------------------------------------------------------------------
+
+TRL_CHECKED_AGAINST = "trl 1.16.0"
+
+# Private members of `trl.SFTTrainer` that `SynIBSFTTrainer` relies on; `tests/test_synib_sft.py` checks them.
+TRL_PRIVATE_MEMBERS = (
+    PrivateMember("SFTTrainer", "_save_checkpoint", ("self", "model", "trial"),
+                  "SynIBMixin's override writes SynIB's state, then TRL's writes its card and the checkpoint"),
+    PrivateMember("SFTTrainer", "_set_signature_columns_if_needed", ("self",),
+                  "TRL's vision columns (messages, prompt, completion, images), which keep_columns extends"),
+    PrivateMember("SFTTrainer", "_metrics", None,
+                  "TRL's metric buffers (floats, averaged in TRL's log); SynIB's live apart, in _synib_metrics"),
+    PrivateMember("SFTTrainer", "_total_train_tokens", None,
+                  "TRL's running token count (num_tokens), kept while SynIB's views compute the clean loss"),
+)
+
+
+def count_sft_tokens(trainer, attention_mask) -> None:
+    """Add a training batch's attended tokens (all processes) to TRL's `num_tokens`, as `SFTTrainer.compute_loss`
+    does; SynIB's views compute the clean loss themselves, so TRL's count would otherwise stop."""
+    tokens = trainer.accelerator.gather_for_metrics(attention_mask.sum()).sum().item()
+    trainer._total_train_tokens += tokens
+    trainer._metrics["train"]["num_tokens"] = [trainer._total_train_tokens]
