@@ -119,6 +119,11 @@ class Task:
             ValueError: wrong shape or dtype, class ids outside `[0, C)` other than −100, non-finite targets.
         """
         batch = labels.shape[0]
+        if labels.dtype == torch.bool:
+            raise ValueError(
+                f"{where}: labels are booleans; the loss needs class ids (int64) or float targets: cast the label column "
+                "(e.g. dataset.cast_column('labels', Value('int64')))."
+            )
         if self.problem_type in ("single_label_classification", "binary_classification"):
             classes = 2 if self.problem_type == "binary_classification" else self.num_labels
             if labels.dim() != 1 or labels.is_floating_point():

@@ -114,6 +114,11 @@ class MultimodalTrainerMixin:
         if isinstance(resume_from_checkpoint, (str, os.PathLike)) and os.path.isdir(resume_from_checkpoint):
             check_resumable(resume_from_checkpoint, core)
         check_writable(self.args)
+        if not any(parameter.requires_grad for parameter in self.model.parameters()):
+            raise ValueError(
+                f"No parameter of {type(core).__name__} is trainable (requires_grad is False everywhere): unfreeze "
+                "the parts to train, or pass peft_config to add adapters."
+            )
         if self.train_dataset is not None:
             self._before_training()
         converted = resume_from_checkpoint is not None and needs_converted_load(core, resume_from_checkpoint)

@@ -11,18 +11,19 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .trainer_compat import first_batch_inputs, model_columns
+from .trainer_compat import first_batch_inputs, model_columns, reads_table_rows
 
 
 def first_training_batch(trainer) -> dict:
     """The first training batch as the dataloader would build it (columns, collator, device), without a dataloader:
-    nothing of the training run's randomness is drawn.
+    nothing of the training run's randomness is drawn. Rows the collator cannot batch are named: in the first batch,
+    and anywhere in a `datasets.Dataset` for values that are missing (None).
 
     Raises:
-        ValueError: the training set is empty.
+        ValueError: the training set is empty, or the collator fails on its rows (naming the column and rows).
     """
     size = trainer.args.per_device_train_batch_size
-    check_missing_values(trainer.train_dataset, model_columns(trainer))
+    seen = []
 
     def rows_of(dataset):
         with preserved_rng():  # a data set's __getitem__ or a collator may draw (random crops, MLM masking)
@@ -35,13 +36,27 @@ def first_training_batch(trainer) -> dict:
                 "The training set has no samples (train_dataset is empty): check the data files and any filtering "
                 "before the Trainer."
             )
-        problem = rows_problem(rows)
-        if problem is not None:
-            raise ValueError(f"The first training batch cannot be collated: {problem}")
+        seen.extend(rows)
         return rows
 
     with preserved_rng():
-        return first_batch_inputs(trainer, rows_of)
+        batch = first_batch_inputs(trainer, rows_of, collation_error)
+        check_missing_values(trainer, model_columns(trainer))
+    label = next((key for key in ("labels", "label") if isinstance(seen[0], dict) and key in seen[0]), None)
+    if label is not None and "labels" not in batch and isinstance(seen[0][label], str):
+        raise ValueError(
+            f"The training set's column {label!r} holds strings ({seen[0][label]!r}, ...), which the data collator "
+            "drops: map them to class ids first, e.g. with model.config.label2id."
+        )
+    return batch
+
+
+def collation_error(rows, error: Exception) -> Exception:
+    """The error to raise when the collator fails on `rows`: one that names the column and rows, where one is found."""
+    problem = rows_problem(rows)
+    if problem is None:
+        return error
+    return ValueError(f"The data collator failed on a training batch ({type(error).__name__}: {error}): {problem}")
 
 
 @contextlib.contextmanager
@@ -95,12 +110,14 @@ def check_attended(inputs: dict) -> None:
 
 
 
-def num_channels(config) -> Optional[int]:
-    """The image channels a model config (or its vision sub-config) expects, if it says."""
-    for candidate in (config, getattr(config, "vision_config", None)):
-        channels = getattr(candidate, "num_channels", None)
-        if isinstance(channels, int):
-            return channels
+def num_channels(model) -> Optional[int]:
+    """The image channels a model expects, if its config (or a vision sub-config, or a submodule's config) says."""
+    for module in model.modules() if hasattr(model, "modules") else [model]:
+        config = getattr(module, "config", None)
+        for candidate in (config, getattr(config, "vision_config", None)):
+            channels = getattr(candidate, "num_channels", None)
+            if isinstance(channels, int):
+                return channels
     return None
 
 
@@ -116,13 +133,20 @@ def check_plain_batch(batch: dict, model, check_labels: bool = True) -> None:
     single_label = getattr(config, "problem_type", None) in (None, "single_label_classification")
     classifier = isinstance(model, PreTrainedModel) and (
         type(model).__name__.endswith("ForSequenceClassification") or hasattr(model, "synib_modalities"))
+    if (check_labels and classifier and torch.is_tensor(labels) and labels.dim() == 1 and labels.is_floating_point()
+            and getattr(config, "problem_type", None) == "single_label_classification"):
+        raise ValueError(
+            f"labels are floats ({labels.dtype}), but {type(model).__name__} is a single-label classifier "
+            "(problem_type='single_label_classification'), trained with cross-entropy on integer class ids: cast the "
+            "label column to integers (e.g. dataset.cast_column('labels', Value('int64')))."
+        )
     if (check_labels and classifier and torch.is_tensor(labels) and labels.dim() == 1
             and not labels.is_floating_point() and single_label and isinstance(num_labels, int) and num_labels >= 2):
         from synib_hf.tasks import Task
 
         Task("single_label_classification", num_labels).check_labels(
             labels, where=f"labels (the model config's num_labels is {num_labels})")
-    channels = num_channels(config)
+    channels = num_channels(model)
     for key, value in batch.items():
         if not torch.is_tensor(value) or value.dim() not in (4, 5) or not key.endswith("pixel_values"):
             continue
@@ -145,7 +169,7 @@ def named_input_errors(batch: dict, model):
     input's shape and dtype beside the model's parameter dtype (a raw shape or dtype error names none of them)."""
     try:
         yield
-    except RuntimeError as error:
+    except (RuntimeError, IndexError) as error:
         parameter = next(iter(model.parameters()), None)
         shapes = ", ".join(f"{key} {tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}"
                            for key, value in batch.items() if torch.is_tensor(value))
@@ -155,10 +179,40 @@ def named_input_errors(batch: dict, model):
             hint = (f" The model's weights are {str(parameter.dtype).removeprefix('torch.')} and the float inputs "
                     f"{', '.join(sorted(str(d).removeprefix('torch.') for d in floats))}: load the model in float32 "
                     "and train with bf16=True (autocast), or cast the inputs in the collator.")
+        vocab_size = vocabulary_size(model)
+        ids = [key for key, value in batch.items() if key.endswith("input_ids") and torch.is_tensor(value)]
+        if vocab_size is not None and any(int(batch[key].max()) >= vocab_size for key in ids):
+            hint += (f" Some token ids are beyond the model's vocabulary ({vocab_size} tokens): tokenize with the "
+                     "model's own tokenizer, or resize its embeddings (model.resize_token_embeddings).")
         raise ValueError(
             f"{type(model).__name__} failed on the first training batch ({shapes}): {error}.{hint} Check each input's "
             "shape against the model's config."
         ) from error
+
+
+def vocabulary_size(model) -> Optional[int]:
+    """The token vocabulary a model (or its text sub-config, or a submodule's config) says it has."""
+    for module in model.modules() if hasattr(model, "modules") else [model]:
+        config = getattr(module, "config", None)
+        for candidate in (config, getattr(config, "text_config", None)):
+            size = getattr(candidate, "vocab_size", None)
+            if isinstance(size, int):
+                return size
+    return None
+
+
+def check_batches(args, train_dataset) -> None:
+    """A clear error when `dataloader_drop_last` drops the whole training set (smaller than one batch): the run would
+    train no step, silently."""
+    if not args.dataloader_drop_last or not hasattr(train_dataset, "__len__"):
+        return
+    per_step = args.per_device_train_batch_size * max(args.world_size, 1)
+    if len(train_dataset) < per_step:
+        raise ValueError(
+            f"The training set has {len(train_dataset)} rows, fewer than one batch ({per_step}), and "
+            "dataloader_drop_last=True drops that incomplete batch: nothing would train. Lower "
+            "per_device_train_batch_size, or set dataloader_drop_last=False."
+        )
 
 
 def check_penalty_window(args, train_dataset) -> None:
@@ -179,30 +233,35 @@ def check_penalty_window(args, train_dataset) -> None:
         )
 
 
-def check_missing_values(dataset, columns=None) -> None:
-    """A clear error for a `datasets.Dataset` column (of `columns`, default all) that is missing (None) in some rows,
-    anywhere in the set: a collator would fail on the first batch holding one, naming neither the column nor the rows.
-    Read from the Arrow table's null counts (no row is decoded)."""
+def check_missing_values(trainer, columns=None) -> None:
+    """A clear error for a `datasets.Dataset` column (of `columns`, default all) that is missing (None) in some rows
+    which the data collator cannot batch: found from the Arrow table's null counts (no row is decoded), then one such
+    row collated beside a complete one. Without this, the first batch holding one fails mid-run, naming neither the
+    column nor the rows."""
+    dataset = trainer.train_dataset
     table = getattr(dataset, "data", None)
-    if table is None or not hasattr(table, "column_names") or not hasattr(dataset, "column_names"):
+    if table is None or not hasattr(table, "column") or not hasattr(dataset, "column_names") or not len(dataset):
         return
     for name in dataset.column_names:
-        if columns is not None and name not in columns:
+        if (columns is not None and name not in columns) or not table.column(name).null_count:
             continue
-        column = table.column(name)
-        if column.null_count:
-            import pyarrow.compute as pc
+        if reads_table_rows(dataset):  # rows are the table's: read the nulls without decoding
+            import pyarrow.compute
 
-            rows = [i for i, missing in enumerate(pc.is_null(column).to_pylist()) if missing]
-            if getattr(dataset, "_indices", None) is not None:  # a shuffled or selected view: name its own rows
-                positions = set(rows)
-                rows = [i for i, j in enumerate(dataset._indices.column(0).to_pylist()) if j in positions]
-                if not rows:
-                    continue
+            missing = [i for i, null in enumerate(pyarrow.compute.is_null(table.column(name)).to_pylist()) if null]
+        else:
+            missing = [i for i, value in enumerate(dataset[name]) if value is None]
+        if not missing:
+            continue  # the nulls lie outside this view of the table (a selection or a shuffle)
+        complete = next((i for i in range(len(dataset)) if i not in set(missing)), missing[0])
+        try:
+            first_batch_inputs(trainer, lambda data: [data[complete], data[missing[0]]])
+        except (TypeError, ValueError, RuntimeError, AttributeError) as error:
             raise ValueError(
-                f"The training set's column {name!r} is missing (None) in {len(rows)} rows (e.g. {rows[:10]}): drop "
-                f"or fill them first, e.g. dataset.filter(lambda row: row[{name!r}] is not None)."
-            )
+                f"The training set's column {name!r} is missing (None) in {len(missing)} rows (e.g. {missing[:10]}), "
+                f"and the data collator fails on them ({type(error).__name__}: {error}): drop or fill them first, "
+                f"e.g. dataset.filter(lambda row: row[{name!r}] is not None)."
+            ) from error
 
 
 def rows_problem(rows) -> Optional[str]:
@@ -222,6 +281,12 @@ def rows_problem(rows) -> Optional[str]:
         if isinstance(values[0], str) and key in ("labels", "label"):
             return (f"column {key!r} holds strings ({values[0]!r}, ...): map them to class ids first, e.g. with "
                     "model.config.label2id.")
+        if isinstance(values[0], str):
+            return (f"column {key!r} holds text ({values[0][:30]!r}, ...), which the collator cannot make a tensor "
+                    "of: tokenize it first (dataset.map with the tokenizer) or use a collator that runs the processor.")
+        if not isinstance(values[0], (int, float, bool, list, tuple, np.ndarray, np.generic, torch.Tensor)):
+            return (f"column {key!r} holds {type(values[0]).__name__} objects, which the collator cannot make a "
+                    "tensor of: run the processor on them first (e.g. synib_hf.ImageTextCollator for images and text).")
         shapes = {}
         for i, value in enumerate(values):
             shape = tuple(np.shape(value)) if not isinstance(value, str) else ()

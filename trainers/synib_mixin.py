@@ -6,6 +6,7 @@ views into the loss and its metrics (`synib_hf.objective`), and this mixin runs 
 """
 
 import copy
+import os
 import warnings
 
 import torch
@@ -17,6 +18,7 @@ from synib_hf.objective import check_finite, synib_objective, valid_mean, view_l
 from .multimodal_trainer import MultimodalTrainerMixin
 from .preflight import (
     check_attended,
+    check_batches,
     check_penalty_window,
     check_plain_batch,
     first_training_batch,
@@ -95,6 +97,7 @@ class SynIBMixin(MultimodalTrainerMixin):
         (labels out of range, images with the wrong number of channels); at λ > 0 everything the views need (inputs,
         masking rules, scores, labels, task, the model's own task loss) and, under DDP, `find_unused_parameters` from
         one probe step."""
+        check_batches(self.args, self.train_dataset)
         batch = first_training_batch(self)
         if self.args.synib_weight == 0:
             check_plain_batch(batch, self.core_model())
@@ -284,7 +287,7 @@ class SynIBMixin(MultimodalTrainerMixin):
         super()._save_checkpoint(model, trial)
 
     def _restore_training_state(self, checkpoint: str) -> None:
-        if self._uses_views():
+        if self._uses_views() and os.path.isdir(checkpoint):
             state = load_synib_state(checkpoint, self.args.process_index, self.args.world_size)
             if state is not None:
                 self.load_synib_state_dict(state)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 
-CHECKED_AGAINST = "transformers 5.24.0, 5.25.0; accelerate 1.15.0, 1.16.0"
+CHECKED_AGAINST = "transformers 5.24.0, 5.25.0; accelerate 1.15.0, 1.16.0; datasets 5.2.0"
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ PRIVATE_MEMBERS = (
     PrivateMember("Trainer", "_issue_warnings_after_load", ("self", "load_result"),
                   "its two messages are silenced where SynIB loaded the checkpoint's weights itself (converted)"),
     PrivateMember("Accelerator", "ddp_handler", None, "`find_unused_parameters` decided from a probe step"),
+    PrivateMember("Dataset", "_indices", None,
+                  "(datasets 5.2) whether a data set's rows are its Arrow table's, to find missing values unread"),
 )
 
 # `_issue_warnings_after_load`'s messages for a checkpoint whose keys do not match the model.
@@ -73,9 +75,10 @@ def model_columns(trainer):
     return list(trainer._signature_columns)
 
 
-def first_batch_inputs(trainer, rows_of) -> dict:
+def first_batch_inputs(trainer, rows_of, collation_error=None) -> dict:
     """The first training batch as the dataloader would build it (columns removed, collated, on the device), from
-    `rows_of(dataset) → rows`, without a dataloader."""
+    `rows_of(dataset) → rows`, without a dataloader; `collation_error(rows, error)` gives the error to raise when the
+    collator fails."""
     try:
         from datasets import Dataset
     except ImportError:  # the GPU check runs without `datasets`
@@ -86,7 +89,20 @@ def first_batch_inputs(trainer, rows_of) -> dict:
         dataset = trainer._remove_unused_columns(dataset, description="training")
     else:
         collator = trainer._get_collator_with_removed_columns(collator, description="training")
-    return trainer._prepare_inputs(collator(rows_of(dataset)))
+    rows = rows_of(dataset)
+    try:
+        batch = collator(rows)
+    except (TypeError, ValueError, RuntimeError, AttributeError) as error:
+        named = error if collation_error is None else collation_error(rows, error)
+        if named is error:
+            raise
+        raise named from error
+    return trainer._prepare_inputs(batch)
+
+
+def reads_table_rows(dataset) -> bool:
+    """Whether a `datasets.Dataset`'s rows are its Arrow table's rows in order (no selection or shuffle on top)."""
+    return getattr(dataset, "_indices", None) is None
 
 
 def ddp_handler(trainer):

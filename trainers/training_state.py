@@ -36,6 +36,15 @@ def save_synib_state(state: dict, checkpoint: str, process_index: int, world_siz
 def load_synib_state(checkpoint: str, process_index: int, world_size: int) -> Optional[dict]:
     """The saved SynIB state of this process, or None (with a warning) if the checkpoint has none."""
     path = synib_state_file(checkpoint, process_index, world_size)
+    saved = sorted(name for name in os.listdir(checkpoint) if re.fullmatch(r"synib_state(_\d+)?\.pt", name))
+    if not os.path.isfile(path) and saved:
+        warnings.warn(
+            f"{checkpoint} holds SynIB's state of {len(saved)} process(es) ({', '.join(saved)}) and this run has "
+            f"{world_size}: the masks' generators and fill statistics restart from the seed, so the resumed run "
+            "differs from an uninterrupted one. Resume with the number of processes that saved it to continue them.",
+            stacklevel=2,
+        )
+        return None
     if not os.path.isfile(path):
         warnings.warn(
             f"{checkpoint} holds no SynIB state ({os.path.basename(path)}): masks and fill statistics restart from "
@@ -105,7 +114,7 @@ def needs_converted_load(model, checkpoint: str) -> bool:
     legacy names), so that the Trainer's state-dict load would leave them unloaded; adapters and sharded or
     non-safetensors checkpoints are left to the Trainer."""
     path = os.path.join(checkpoint, "model.safetensors")
-    if not os.path.isfile(path):
+    if not os.path.isfile(path) or not hasattr(type(model), "from_pretrained"):
         return False
     from safetensors import safe_open
 
@@ -159,6 +168,18 @@ def check_resumable(checkpoint: str, model) -> None:
             "save leaves such folders: resume from an earlier checkpoint, or use resume_from_checkpoint=True to take "
             "the last complete one."
         )
+    weights = os.path.join(checkpoint, "model.safetensors")
+    if os.path.isfile(weights):
+        from safetensors import safe_open
+
+        with safe_open(weights, framework="pt") as f:
+            saved = set(f.keys())
+        own = set(model.state_dict())
+        if saved and own and not saved & own and not hasattr(type(model), "from_pretrained"):
+            raise ValueError(
+                f"resume_from_checkpoint={checkpoint!r} holds none of {type(model).__name__}'s weights (it has e.g. "
+                f"{sorted(saved)[:3]}): resume from a checkpoint of the same model."
+            )
     config_path = os.path.join(checkpoint, "config.json")
     config = getattr(model, "config", None)
     if os.path.isfile(config_path) and getattr(config, "model_type", None):

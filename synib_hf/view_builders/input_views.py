@@ -143,9 +143,29 @@ class InputViews:
                 "`processing_class=tokenizer` (or a processor with a `.tokenizer`) to SynIBTrainer."
             )
         if self.spec.mask_type == "oracle":
+            unknown = sorted(set(self.spec.oracle_coordinates or {}) - {k for ks in keys.values() for k in ks})
+            if unknown:
+                raise ValueError(
+                    f"oracle_coordinates names {unknown}, which no modality maps (modality_keys: {keys}): an oracle "
+                    "mask of a misspelt key would destroy nothing. Name the inputs as in the batch."
+                )
             for key, coordinates in (self.spec.oracle_coordinates or {}).items():
-                if key in batch:
-                    check_oracle_coordinates(key, coordinates, batch[key].shape[-1])
+                check_oracle_coordinates(key, coordinates, batch[key].shape[-1])
+        for key, kind in kinds.items():
+            if kind.kind == "tokens" and self.masker.token_ids is not None:
+                special = torch.tensor(self.masker.token_ids.special_ids, device=batch[key].device)
+                content = ~torch.isin(batch[key], special)
+                attention = next((batch[k] for k, c in kinds.items() if c.kind == "attention" and c.partner == key),
+                                 None)
+                if attention is not None:
+                    content &= attention.bool()
+                empty = (~content.any(dim=1)).nonzero().flatten().tolist()
+                if empty:
+                    raise ValueError(
+                        f"rows {empty[:10]} of {key!r} hold only special tokens (no word to mask), so their masked "
+                        "view would equal the clean one and the penalty would push their clean prediction to uniform: "
+                        "drop empty texts from the data set, or leave their modality out of masked_modalities."
+                    )
         if self.spec.mask_type == "random":
             for key, kind in kinds.items():
                 if kind.kind in ("image", "images"):
@@ -355,6 +375,12 @@ def resolve_modality_keys(
 
 def read_output(outputs, key: str, what: str = "logits_key") -> torch.Tensor:
     """The tensor `outputs[key]` of a ModelOutput or dict; an error listing the fields when there is none."""
+    if isinstance(outputs, tuple) and not hasattr(outputs, "keys"):
+        raise ValueError(
+            f"The model returned a plain tuple ({len(outputs)} items), not named outputs, so SynIB cannot find "
+            f"{key!r} ({what}): run it with return_dict=True (e.g. model.config.use_return_dict = True) or return a "
+            "dict / ModelOutput."
+        )
     value = outputs.get(key) if isinstance(outputs, Mapping) else getattr(outputs, key, None)
     if value is None:
         fields = list(outputs.keys()) if isinstance(outputs, Mapping) else [type(outputs).__name__]
