@@ -179,7 +179,8 @@ def plot(results, path) -> None:
     import matplotlib.pyplot as plt
 
     def setting(r):
-        return f"{r['device']}, {r['size']}, batch {r['batch']}{', bf16' if r['bf16'] else ''}"
+        family = f"{r['family']}, " if r.get("family") else ""
+        return f"{r['device']}, {family}{r['size']}, batch {r['batch']}{', bf16' if r['bf16'] else ''}"
 
     settings = list(dict.fromkeys(setting(r) for r in results))
     cases = list(dict.fromkeys(r["case"] for r in results))
@@ -199,7 +200,7 @@ def plot(results, path) -> None:
         axis.set_xticks([c + 0.4 - width / 2 for c in range(len(cases))], cases, rotation=15, fontsize=8)
         axis.set_ylabel(f"SynIB / plain ({key.split('_')[0]})")
         axis.legend(fontsize=7)
-    axes[0][0].set_title("step time (dashed: the issue's GPU targets)", fontsize=9)
+    axes[0][0].set_title("step time (dashed: the issues' targets)", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
