@@ -16,6 +16,7 @@ REQUIRED = [
     "transformers>=5.24,<6",
     "accelerate>=1.15",
     "datasets>=5.2",
+    "pyarrow>=26.0",  # read directly: a data set's missing values, from its Arrow table's null counts
     "evaluate>=0.4.6",
     "peft>=0.21",
     "huggingface_hub>=2.4",

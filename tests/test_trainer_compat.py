@@ -26,6 +26,14 @@ OWNERS = {"Trainer": Trainer, "Accelerator": Accelerator}
 
 @pytest.mark.parametrize("member", PRIVATE_MEMBERS, ids=lambda m: f"{m.owner}.{m.name}")
 def test_each_private_member_has_the_recorded_signature(member, tmp_path):
+    if member.owner == "Dataset":
+        from datasets import Dataset
+
+        assert hasattr(Dataset.from_dict({"a": [1, 2]}).select([1]), member.name), (
+            f"datasets.Dataset.{member.name} no longer exists (checked against {CHECKED_AGAINST}); synib-hf uses it "
+            f"for: {member.use}. Update synib_hf/trainers/trainer_compat.py."
+        )
+        return
     if member.parameters is None:  # an attribute, set on instances
         trainer = Trainer(model=mlp_fusion(), args=TrainingArguments(output_dir=str(tmp_path), report_to="none",
                                                                      use_cpu=True))

@@ -4,6 +4,7 @@
 
 import inspect
 import os
+import warnings
 from collections import defaultdict
 from dataclasses import fields
 from pathlib import Path
@@ -14,6 +15,7 @@ from transformers import TrainingArguments
 from transformers.utils import logging
 
 from synib_hf.model_card import build_model_card, save_card_inputs
+from synib_hf.models.adapter_checkpoints import save_base_reference
 from synib_hf.native import implements_native_protocol
 
 from .method_arguments import MethodArguments
@@ -173,9 +175,11 @@ class MultimodalTrainerMixin:
     # ---- model cards ---------------------------------------------------------------------------------------------------
 
     def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False) -> None:
-        # Why: every saved model (checkpoints included) carries its model card.
+        # Why: every saved model (checkpoints included) carries its model card, and adapters their base model's reference.
         super().save_model(output_dir, _internal_call)
         if self.args.should_save:
+            # adapters alone record no base model (base_model_name_or_path: null): write what reloads them
+            save_base_reference(self.accelerator.unwrap_model(self.model), output_dir or self.args.output_dir)
             self.create_model_card(output_dir=output_dir or self.args.output_dir)
 
     def create_model_card(
@@ -241,4 +245,6 @@ def wrap_with_peft(model, peft_config):
         )
     if model is None or isinstance(model, str):
         raise ValueError("peft_config needs a model object; load it first (e.g. AutoModelForSequenceClassification).")
-    return get_peft_model(model, peft_config)
+    with warnings.catch_warnings():  # peft 0.21 reads a transformers attribute that 5.x deprecates: not the user's
+        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
+        return get_peft_model(model, peft_config)
