@@ -27,7 +27,7 @@ class SynIBTrainer(SynIBMixin, Trainer):
       at the answer position and keeps its own LM loss.
 
     With `synib_weight=0` training, evaluation and prediction are exactly `Trainer`'s, and what it writes is
-    `Trainer`'s plus the model card. The first batch is checked before training starts (inputs, masking rules, scores,
+    `Trainer`'s plus the model card (and, beside LoRA adapters, the base model's config that reloads them). The first batch is checked before training starts (inputs, masking rules, scores,
     labels, task), so a misconfigured run fails in seconds. Checkpoints carry SynIB's state, so a resumed run equals an
     uninterrupted one; `resume_from_checkpoint=True` skips checkpoints a kill left incomplete.
 

@@ -4,6 +4,7 @@ shipped recipe), an `HfArgumentParser` whose help leads with SynIB's fields, and
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -147,9 +148,12 @@ def _init_fields(dtype):
 
 @contextlib.contextmanager
 def exit_on_user_error(command: str):
-    """Turn the errors a user's recipe or options cause into `command: error: ...` and exit status 2."""
+    """Turn the errors a user's recipe or options cause into `command: error: ...` and exit status 2 (with
+    `SYNIB_HF_TRACEBACK=1` in the environment, the full traceback instead)."""
     try:
         yield
     except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"{command}: error: {error}", file=sys.stderr)
+        if os.environ.get("SYNIB_HF_TRACEBACK"):
+            raise
+        print(f"{command}: error: {error} (SYNIB_HF_TRACEBACK=1 shows where)", file=sys.stderr)
         raise SystemExit(2) from None
