@@ -27,9 +27,10 @@ class SynIBTrainer(SynIBMixin, Trainer):
       at the answer position and keeps its own LM loss.
 
     With `synib_weight=0` training, evaluation and prediction are exactly `Trainer`'s, and what it writes is
-    `Trainer`'s plus the model card (and, beside LoRA adapters, the base model's config that reloads them). The first batch is checked before training starts (inputs, masking rules, scores,
-    labels, task), so a misconfigured run fails in seconds. Checkpoints carry SynIB's state, so a resumed run equals an
-    uninterrupted one; `resume_from_checkpoint=True` skips checkpoints a kill left incomplete.
+    `Trainer`'s plus the model card (and, beside LoRA adapters, the base model's config that reloads them). The first
+    batch is checked before training starts (inputs, masking rules, scores, labels, task), so a misconfigured run fails
+    in seconds. Checkpoints carry SynIB's state, so a resumed run equals an uninterrupted one;
+    `resume_from_checkpoint=True` skips checkpoints a kill left incomplete.
 
     Logs `synib/task_loss`, `synib/penalty_<m>`, `synib/masked_max_prob_<m>`, `synib/masked_entropy_<m>`,
     `synib/weight` (and `synib/fused_loss` on native models) in training and evaluation, gathered across processes;
