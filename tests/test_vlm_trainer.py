@@ -250,3 +250,26 @@ def test_the_best_model_loads_back_with_converted_keys(tmp_path):
     saved = LlavaForConditionalGeneration.from_pretrained(best)
     for (name, a), b in zip(saved.named_parameters(), model.parameters()):
         assert torch.equal(a, b), name
+
+
+def test_packed_views_and_the_dropped_image_through_the_trainer(tmp_path):
+    """SynIBConfig's share_view_prefix and drop_masked_image reach the views; a packed run trains the same parameters
+    as the views as blocks (the same computation); refusals name the field."""
+    data = rows("llava", 8)
+    steps = dict(per_device_train_batch_size=4, max_steps=2, learning_rate=1e-1, optim="sgd", synib_weight=1.0,
+                 mask_type="full", mask_fill="zero")
+    runs = {}
+    for share in (True, False):
+        model = tiny_vlm("llava").train()
+        run = trainer(model, tmp_path / str(share), data, share_view_prefix=share, **steps)
+        assert run.view_builder.share_prefix is share
+        run.train()
+        runs[share] = params(model)
+    assert_params_equal(runs[True], runs[False], rtol=1e-5, atol=1e-7)
+    dropped = trainer(tiny_vlm("llava").train(), tmp_path / "drop", data, drop_masked_image=True, **steps)
+    assert dropped.view_builder.drop_image and dropped.view_builder.share_prefix
+    dropped.train()
+    with pytest.raises(ValueError, match="share_view_prefix=True, but .*prefix-LM"):
+        trainer(tiny_vlm("paligemma"), tmp_path / "p", rows("paligemma"), share_view_prefix=True, **steps)
+    with pytest.raises(ValueError, match="drop_masked_image=True drops the whole image .* mask_type='random'"):
+        trainer(tiny_vlm("llava"), tmp_path / "r", data, drop_masked_image=True, mask_type="random")
