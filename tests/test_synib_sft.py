@@ -203,11 +203,12 @@ def test_a_missing_trl_names_the_extra(tmp_path):
 
 def test_trls_token_count_goes_on_while_the_views_compute_the_loss(tmp_path):
     logs = []
-    for weight in (0.0, 1.0):
-        run = trainer("llava", tmp_path / str(weight), synib_weight=weight, max_steps=3)
+    for weight, batching in ((0.0, "concatenated"), (1.0, "concatenated"), (1.0, "sequential")):
+        run = trainer("llava", tmp_path / f"{weight}{batching}", synib_weight=weight, max_steps=3,
+                      view_batching=batching)
         run.train()
         logs.append([h["num_tokens"] for h in run.state.log_history if "loss" in h])
-    assert logs[0] == logs[1] and logs[0][-1] > logs[0][0] > 0
+    assert logs[0] == logs[1] == logs[2] and logs[0][-1] > logs[0][0] > 0  # sequential: SFTTrainer's loss counts
 
 
 # ---- the recipe and the compatibility records ---------------------------------------------------------------------

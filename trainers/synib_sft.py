@@ -75,7 +75,8 @@ class SynIBSFTTrainer(SynIBMixin, SFTTrainer):
     masked views run in one forward (the vision tower once; packed rows that share the clean view's causal prefix
     where exact) and the clean view's loss is the token-level NLL over the supervised tokens, as TRL's `nll`; TRL's
     `num_tokens` keeps counting, while its `entropy` and `mean_token_accuracy` are logged in evaluation (where
-    `SFTTrainer` computes the clean view) but not in training. Evaluation's clean view is `SFTTrainer`'s own loss.
+    `SFTTrainer` computes the clean view) but not in training. Evaluation's clean view, and training's with
+    `view_batching="sequential"` (each masked view alone, then the clean batch), is `SFTTrainer`'s own loss.
 
     Example:
 
@@ -108,6 +109,7 @@ class SynIBSFTTrainer(SynIBMixin, SFTTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # Why: where SynIB's views compute the clean loss, SFTTrainer's does not run, so its token count is kept here.
         result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        if model.training and self.synib_active() and inputs.get("attention_mask") is not None:
+        own_clean_loss = self.args.view_batching == "concatenated"  # sequential: SFTTrainer's loss is the clean view
+        if model.training and self.synib_active() and own_clean_loss and inputs.get("attention_mask") is not None:
             count_sft_tokens(self, inputs["attention_mask"])
         return result
