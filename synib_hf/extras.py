@@ -4,7 +4,7 @@ import importlib
 
 
 # import name → (distribution, the extra that installs it)
-OPTIONAL = {"sklearn": ("scikit-learn", "sklearn"), "easy_vqa": ("easy-vqa", "vqa")}
+OPTIONAL = {"sklearn": ("scikit-learn", "sklearn"), "easy_vqa": ("easy-vqa", "vqa"), "trl": ("trl", "trl")}
 
 
 def require(module: str, purpose: str):

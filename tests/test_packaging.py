@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # import name → distribution, for the modules the package imports under another name
 DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn"}
-OPTIONAL = {"sklearn": "sklearn"}  # imported only through synib_hf.extras.require, which names the extra
+OPTIONAL = {"sklearn": "sklearn", "trl": "trl"}  # imported only through synib_hf.extras.require, which names the extra
 
 
 @pytest.fixture(scope="module")

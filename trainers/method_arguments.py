@@ -7,6 +7,9 @@ import os
 from dataclasses import MISSING, dataclass, fields
 
 
+SECRET_SUFFIXES = ("hub_token", "auth_token", "api_token", "api_key")  # fields that hold credentials
+
+
 @dataclass
 class MethodArguments:
     """Base of a method's arguments: a dataclass of the method's own fields (all with defaults) that a
@@ -51,7 +54,7 @@ class MethodArguments:
     def __getstate__(self):
         state = dict(self.__dict__)
         for name in state:
-            if name.endswith("_token"):
+            if name.endswith(SECRET_SUFFIXES):  # hub_token and friends, not TRL's eos_token / pad_token
                 state[name] = None
         return state
 

@@ -254,7 +254,9 @@ class SynIBMixin(MultimodalTrainerMixin):
         # on data without labels would report neither loss nor metric.
         self._synib_metrics["eval"].clear()
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
-        if description == "Evaluation" and output.num_samples and f"{metric_key_prefix}_loss" not in output.metrics:
+        batches = len(dataloader) if hasattr(dataloader, "__len__") else 1
+        if (description == "Evaluation" and output.num_samples and batches
+                and f"{metric_key_prefix}_loss" not in output.metrics):
             raise ValueError(
                 f"evaluate() needs labels ({self.label_names}) in every batch, but the evaluation set gave none: name "
                 "the label column 'labels', or call trainer.predict() on unlabelled data."

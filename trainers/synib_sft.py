@@ -1,21 +1,16 @@
 """`SynIBSFTTrainer` (`SynIBMixin` + TRL's `SFTTrainer`) and `SynIBSFTConfig` (SynIB's fields + `trl.SFTConfig`): SynIB
 where vision-language fine-tuning already happens, on TRL's own data, collator and options. Needs `synib-hf[trl]`."""
 
-import importlib
 from dataclasses import dataclass
+
+from synib_hf.extras import require
 
 from .synib_config import SynIBArguments
 from .synib_mixin import SynIBMixin
 from .trainer_compat import count_sft_tokens
 
 
-try:  # an optional dependency, as `synib_hf.extras.require` imports them: missing, the error names the extra
-    trl = importlib.import_module("trl")
-except ImportError:
-    raise ImportError(
-        "SynIBSFTTrainer and SynIBSFTConfig build on TRL's SFTTrainer, which is not installed: "
-        "pip install 'synib-hf[trl]' (or pip install 'trl>=1.16')."
-    ) from None
+trl = require("trl", "SynIBSFTTrainer and SynIBSFTConfig (built on TRL's SFTTrainer)")
 SFTConfig, SFTTrainer = trl.SFTConfig, trl.SFTTrainer
 
 
