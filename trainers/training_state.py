@@ -114,7 +114,8 @@ def needs_converted_load(model, checkpoint: str) -> bool:
     legacy names), so that the Trainer's state-dict load would leave them unloaded; adapters and sharded or
     non-safetensors checkpoints are left to the Trainer."""
     path = os.path.join(checkpoint, "model.safetensors")
-    if not os.path.isfile(path) or not hasattr(type(model), "from_pretrained"):
+    adapters = os.path.isfile(os.path.join(checkpoint, "adapter_config.json"))  # its model.safetensors is the base's
+    if adapters or not os.path.isfile(path) or not hasattr(type(model), "from_pretrained"):
         return False
     from safetensors import safe_open
 
@@ -169,7 +170,7 @@ def check_resumable(checkpoint: str, model) -> None:
             "the last complete one."
         )
     weights = os.path.join(checkpoint, "model.safetensors")
-    if os.path.isfile(weights):
+    if os.path.isfile(weights) and not os.path.isfile(os.path.join(checkpoint, "adapter_config.json")):
         from safetensors import safe_open
 
         with safe_open(weights, framework="pt") as f:
