@@ -110,14 +110,15 @@ def check_attended(inputs: dict) -> None:
 
 
 
-def num_channels(model) -> Optional[int]:
-    """The image channels a model expects, if its config (or a vision sub-config, or a submodule's config) says."""
+def config_value(model, name: str, sub_config: str) -> Optional[int]:
+    """An integer the model says in its config (or that config's `sub_config`, or a submodule's config), e.g. the
+    image channels (`num_channels`, `vision_config`) or the vocabulary (`vocab_size`, `text_config`)."""
     for module in model.modules() if hasattr(model, "modules") else [model]:
         config = getattr(module, "config", None)
-        for candidate in (config, getattr(config, "vision_config", None)):
-            channels = getattr(candidate, "num_channels", None)
-            if isinstance(channels, int):
-                return channels
+        for candidate in (config, getattr(config, sub_config, None)):
+            value = getattr(candidate, name, None)
+            if isinstance(value, int):
+                return value
     return None
 
 
@@ -146,7 +147,7 @@ def check_plain_batch(batch: dict, model, check_labels: bool = True) -> None:
 
         Task("single_label_classification", num_labels).check_labels(
             labels, where=f"labels (the model config's num_labels is {num_labels})")
-    channels = num_channels(model)
+    channels = config_value(model, "num_channels", "vision_config")
     for key, value in batch.items():
         if not torch.is_tensor(value) or value.dim() not in (4, 5) or not key.endswith("pixel_values"):
             continue
@@ -179,7 +180,7 @@ def named_input_errors(batch: dict, model):
             hint = (f" The model's weights are {str(parameter.dtype).removeprefix('torch.')} and the float inputs "
                     f"{', '.join(sorted(str(d).removeprefix('torch.') for d in floats))}: load the model in float32 "
                     "and train with bf16=True (autocast), or cast the inputs in the collator.")
-        vocab_size = vocabulary_size(model)
+        vocab_size = config_value(model, "vocab_size", "text_config")
         ids = [key for key, value in batch.items() if key.endswith("input_ids") and torch.is_tensor(value)]
         if vocab_size is not None and any(int(batch[key].max()) >= vocab_size for key in ids):
             hint += (f" Some token ids are beyond the model's vocabulary ({vocab_size} tokens): tokenize with the "
@@ -189,16 +190,6 @@ def named_input_errors(batch: dict, model):
             "shape against the model's config."
         ) from error
 
-
-def vocabulary_size(model) -> Optional[int]:
-    """The token vocabulary a model (or its text sub-config, or a submodule's config) says it has."""
-    for module in model.modules() if hasattr(model, "modules") else [model]:
-        config = getattr(module, "config", None)
-        for candidate in (config, getattr(config, "text_config", None)):
-            size = getattr(candidate, "vocab_size", None)
-            if isinstance(size, int):
-                return size
-    return None
 
 
 def check_batches(args, train_dataset) -> None:
