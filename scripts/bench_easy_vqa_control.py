@@ -41,18 +41,21 @@ import bench_common  # noqa: E402
 
 NATURAL = "natural"  # the share value that keeps the training split's natural yes/no share (about 74 %)
 # name → (trainer, its arguments, the argument searched on validation or None): the shared method table's entries,
-# the masking methods with the `shuffle` fill, and the control the design note asks for (`confidence`: CE + β ·
-# KL(p_clean ‖ uniform), the same kind of penalty as SynIB's but on the clean view, no masking).
+# the masking methods with the `shuffle` fill, SynIB with the method page's `full` operator (each masked view gets the
+# whole pooled feature of one modality from another example of the batch: the question's wording alone, or the image
+# alone, penalised for confidence), and the control the design note asks for (`confidence`: CE + β · KL(p_clean ‖
+# uniform), the same kind of penalty as SynIB's but on the clean view, no masking).
 METHODS = {
     "ce": bench_common.METHODS["ce"],
     "confidence": ("ConfidencePenaltyTrainer", {"synib_weight": 0.0}, "confidence_weight"),
     "synib_random": bench_common.METHODS["synib_random"],
     "synib_learned": bench_common.METHODS["synib_learned"],
+    "synib_full": ("SynIBTrainer", {"mask_type": "full"}, "synib_weight"),
     "dropout": bench_common.METHODS["dropout"],
     **{name: bench_common.METHODS[name] for name in ("ensemble", "multiloss", "ogm_ge", "mmpareto", "mlb")},
 }
 NAMES = {"ce": "CE only", "confidence": "confidence penalty (clean view)", "synib_random": "SynIB random (shuffle)",
-         "synib_learned": "SynIB learned (shuffle)", "dropout": "modality dropout (shuffle)",
+         "synib_learned": "SynIB learned (shuffle)", "synib_full": "SynIB full (shuffle)", "dropout": "modality dropout (shuffle)",
          "ensemble": "unimodal ensemble", "multiloss": "multiloss", "ogm_ge": "OGM-GE", "mmpareto": "MMPareto",
          "mlb": "MLB"}
 MASK_FILL = "shuffle"
@@ -92,7 +95,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help=f"the shares where every method runs (full run: {FULL['compare_shares']})")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help=f"full run: {FULL['seeds']}")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=None,
-                        help="the methods at the comparison shares (CE always runs)")
+                        help="the methods to run (full run: all); CE runs at every share, the others at the "
+                             "comparison shares")
     for name in ("steps", "batch_size", "train_questions", "validation_questions", "test_questions"):
         parser.add_argument(f"--{name}", type=int, default=None, help=f"full run: {FULL[name]}")
     return parser
@@ -143,12 +147,19 @@ def confidence_penalty_trainer():
 
 
 def trainer_and_args(method: str, weight, **training_arguments) -> tuple:
-    """`(trainer class, its arguments)` of one run of `method` at `weight` (its searched value, or None)."""
-    if method == "confidence":
-        trainer_class, _ = confidence_penalty_trainer()
-        _, overrides, searched = METHODS[method]
-        return trainer_class, trainer_class.args_class(**training_arguments, **overrides, **{searched: weight})
-    return bench_common.trainer_and_args(method, weight, MASK_FILL, **training_arguments)
+    """`(trainer class, its arguments)` of one run of `method` at `weight` (its searched value, or None): the shared
+    method table's entries through `bench_common`, this script's own here."""
+    if method in bench_common.METHODS:
+        return bench_common.trainer_and_args(method, weight, MASK_FILL, **training_arguments)
+    import synib_hf
+
+    trainer_name, overrides, searched = METHODS[method]
+    trainer_class = (confidence_penalty_trainer()[0] if trainer_name == "ConfidencePenaltyTrainer"
+                     else getattr(synib_hf, trainer_name))
+    overrides = {**overrides, searched: weight}
+    if "mask_type" in overrides:
+        overrides["mask_fill"] = MASK_FILL
+    return trainer_class, trainer_class.args_class(**training_arguments, **overrides)
 
 
 def build_model(seed: int, text_path: str):
@@ -259,8 +270,7 @@ def run(args, settings) -> list:
     chosen = chosen_weights(args.chosen_from) if args.chosen_from else {}
     images, rows = {}, []
     for share in settings["shares"]:
-        methods = ["ce"] + ([m for m in settings["methods"] if m != "ce"] if share in settings["compare_shares"]
-                            else [])
+        methods = [m for m in settings["methods"] if m == "ce" or share in settings["compare_shares"]]
         for seed in settings["seeds"]:
             start, cpu = time.time(), time.process_time()
             cached = load_split(share, seed, settings, image_processor, images, tokens)
