@@ -25,6 +25,7 @@ from .training_state import (
     check_resumable,
     check_writable,
     last_complete_checkpoint,
+    load_adapter_checkpoint,
     load_converted,
     named_write_failures,
     needs_converted_load,
@@ -126,6 +127,8 @@ class MultimodalTrainerMixin:
         converted = resume_from_checkpoint is not None and needs_converted_load(core, resume_from_checkpoint)
         if converted:  # the Trainer's own load then leaves these weights as they are
             load_converted(core, resume_from_checkpoint)
+        elif resume_from_checkpoint is not None:  # an adapter folder with its base's weights: the Trainer skips them
+            converted = load_adapter_checkpoint(self.accelerator.unwrap_model(self.model), resume_from_checkpoint)
         if resume_from_checkpoint is not None:
             self._restore_training_state(resume_from_checkpoint)
         with held_mismatched_load_warnings(converted or self.args.load_best_model_at_end) as held, \

@@ -126,6 +126,27 @@ def needs_converted_load(model, checkpoint: str) -> bool:
     return bool(saved - own) or bool(own - saved - ignorable)
 
 
+def load_adapter_checkpoint(model, checkpoint: str) -> bool:
+    """Load the adapters of a checkpoint that also holds its base's weights (`save_base_reference` writes them as
+    `model.safetensors` so the folder reloads by itself). The Trainer's resume reads that file first and then skips
+    the adapters (its state-dict load matches none of a `PeftModel`'s keys, so it changes nothing): without this the
+    resumed run would train on from freshly initialised adapters. Returns whether it loaded them."""
+    if not (os.path.isfile(os.path.join(checkpoint, "adapter_config.json"))
+            and os.path.isfile(os.path.join(checkpoint, "model.safetensors"))
+            and hasattr(model, "load_adapter") and hasattr(model, "active_adapters")):
+        return False
+    active = model.active_adapters[0]
+    result = model.load_adapter(checkpoint, active, is_trainable=True)
+    missing = [key for key in getattr(result, "missing_keys", ()) if ".lora_" in key or ".modules_to_save." in key]
+    if missing or getattr(result, "unexpected_keys", None):
+        raise ValueError(
+            f"resume_from_checkpoint={checkpoint!r} holds adapters that do not fit this model (missing "
+            f"{missing[:5]}, unexpected {list(result.unexpected_keys)[:5]}): resume from a checkpoint of the same "
+            "model and adapter configuration."
+        )
+    return True
+
+
 def load_converted(model, checkpoint: str) -> None:
     """Load a checkpoint's weights into `model` through `from_pretrained`, which converts the key names a model saves
     under (legacy names for the VLMs of transformers 5.24) back to its own.
