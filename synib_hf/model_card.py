@@ -40,11 +40,18 @@ SLICE_NAMES = {
     "shape": "shape questions",
 }
 
+# a ground-truth synergy slice (`eval_ground_truth_<name>_accuracy` / `_size`; `synergy_subset_scores`) → what it is
+GROUND_TRUTH_NAMES = {
+    "synergy": "the ground-truth synergy slice",
+    "synergy_source": "the synergy slice, the examples generated as synergistic (ground-truth synergy)",
+    "irony_class": "the irony class (ground-truth synergy)",
+}
+
 
 @dataclass(frozen=True)
 class MetricRow:
     """One measured value as the card shows it; `reported` rows also go into the `model-index` (finite numbers that
-    score the model, not losses, group sizes or SynIB's training diagnostics)."""
+    score the model, not losses, group sizes, chance references or SynIB's training diagnostics)."""
 
     key: str
     name: str
@@ -103,6 +110,13 @@ def _pretty(name: str, mask: str = "masked") -> tuple:
         return f"Accuracy with {name.removeprefix('synib/full_mask_accuracy_')} removed (full mask)", "accuracy"
     if name.removeprefix("accuracy_") in SLICE_NAMES:
         return f"Accuracy on {SLICE_NAMES[name.removeprefix('accuracy_')]}", "accuracy"
+    if name == "synergy_chance":  # a reference to read the subset's accuracy beside, not a score
+        return "Synergy-subset chance reference (1/C: uniform guessing over the C classes)", name
+    for suffix, shown in (("_accuracy", "Accuracy on"), ("_size", "Examples in")):
+        if name.startswith("ground_truth_") and name.endswith(suffix):
+            slice_name = name.removeprefix("ground_truth_").removesuffix(suffix)
+            described = GROUND_TRUTH_NAMES.get(slice_name, f"{slice_name.replace('_', ' ')} (ground-truth synergy)")
+            return f"{shown} {described}", "accuracy" if suffix == "_accuracy" else name
     for suffix, kind in (("_accuracy", "accuracy"), ("_size", "")):
         group = name.removesuffix(suffix)
         if name.endswith(suffix) and (group in ("synergy", "coexistence") or group.startswith("cue_")):
@@ -130,13 +144,15 @@ def metric_rows(metrics: Mapping, mask: str = "masked") -> list:
             continue
         shown, metric_type = _pretty(name, mask)
         number = _as_number(value)
+        if name == "synergy_chance" and number and 0 < number <= 0.5 and abs(1 / number - round(1 / number)) < 1e-6:
+            shown = shown.replace("the C classes", f"the C = {round(1 / number)} classes")
         if number is None:
             text = " ".join(str(value).split()).replace("|", "\\|")  # one table cell
         elif isinstance(value, numbers.Integral) or (number.is_integer() and name.endswith("_size")):
             text = str(int(number))
         else:
             text = f"{number:.4f}"
-        diagnostic = name == "loss" or name.endswith(("_loss", "_size")) or (
+        diagnostic = name == "loss" or name.endswith(("_loss", "_size", "_chance")) or (
             name.startswith("synib/") and not name.startswith(("synib/masked_accuracy_", "synib/full_mask_accuracy_"))
         )
         reported = number is not None and math.isfinite(number) and not diagnostic

@@ -88,3 +88,39 @@ def test_the_released_cards_read_right():
             for r in ModelCard.load(released / "tiny-clip-deberta-synib.md").data.eval_results}
     assert all("partly masked (learned mask" in name for name in tiny if "masked" in name)
     assert all(abs(tiny[f"Accuracy with {m} removed (full mask)"] - 0.5) < 0.1 for m in ("image", "text"))
+
+
+def test_the_synergy_subset_is_shown_beside_its_chance_reference_and_the_ground_truth_slice():
+    metrics = {"eval_accuracy": 0.9, "eval_synergy_accuracy": 0.6, "eval_synergy_size": 20,
+               "eval_synergy_chance": 0.25,
+               "eval_ground_truth_irony_class_accuracy": 0.7, "eval_ground_truth_irony_class_size": 11,
+               "eval_ground_truth_synergy_accuracy": 0.8, "eval_ground_truth_synergy_size": 5}
+    card = build_model_card("m", eval_metrics=metrics)
+    assert {r.metric_name: r.metric_value for r in card.data.eval_results} == {
+        "Accuracy": 0.9, "Synergy-subset accuracy": 0.6, "Accuracy on the irony class (ground-truth synergy)": 0.7,
+        "Accuracy on the ground-truth synergy slice": 0.8}  # a chance reference or a size is not a score
+    chance = "| Synergy-subset chance reference (1/C: uniform guessing over the C = 4 classes) | 0.2500 |"
+    assert chance in card.content
+    assert "| Examples in the irony class (ground-truth synergy) | 11 |" in card.content
+    assert "| Synergy-subset size | 20 |" in card.content
+
+
+def test_the_released_synergy_cards_carry_size_chance_and_ground_truth():
+    """xor-synib and irony-digits-synib: the synergy subset with its size, its chance reference (1/C; never in the
+    model-index) and the accuracy on the data's ground-truth synergy slice."""
+    from pathlib import Path
+
+    released = Path(__file__).resolve().parent.parent / "model_cards" / "released"
+    for name, classes, ground_truth in (
+        ("xor-synib", 2, "the synergy slice, the examples generated as synergistic (ground-truth synergy)"),
+        ("irony-digits-synib", 11, "the irony class (ground-truth synergy)"),
+    ):
+        card = ModelCard.load(released / f"{name}.md")
+        reported = {r.metric_name: r.metric_value for r in card.data.eval_results}
+        assert {"Synergy-subset accuracy", f"Accuracy on {ground_truth}"} <= set(reported), name
+        assert not any("chance" in metric or "size" in metric or "Examples in" in metric for metric in reported)
+        table = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1].rstrip(" |")
+                 for line in card.content.splitlines() if line.startswith("| ") and " | " in line}
+        chance = f"Synergy-subset chance reference (1/C: uniform guessing over the C = {classes} classes)"
+        assert float(table[chance]) == round(1 / classes, 4), name
+        assert int(table["Synergy-subset size"]) > 0 and int(table[f"Examples in {ground_truth}"]) > 0, name

@@ -66,3 +66,67 @@ def test_compute_metrics_reports_the_groups_of_the_evaluation_set(tmp_path):
     for key in keys:
         assert metrics[key] == pytest.approx(expected[key], nan_ok=True), key
     assert trainer.state.log_history[-1]["eval_synergy_size"] == metrics["eval_synergy_size"]
+
+
+def _prediction(logits, labels):
+    from transformers import EvalPrediction
+
+    return EvalPrediction(predictions=np.asarray(logits, dtype=np.float32), label_ids=np.asarray(labels))
+
+
+def test_the_chance_reference_is_one_over_the_number_of_classes():
+    labels = np.array([0, 1, 2, 2, 1, 0])
+    unimodal = {"a": np.zeros(6, dtype=int), "b": np.ones(6, dtype=int)}
+    three = synergy_compute_metrics(unimodal)(_prediction(np.eye(3)[labels], labels))
+    assert three["synergy_chance"] == pytest.approx(1 / 3) and three["synergy_accuracy"] == 1.0
+    # a one-logit (sigmoid) head decides between two classes; an explicit count wins over the logits' width
+    binary = np.array([1, 0, 1, 1])
+    one_logit = synergy_compute_metrics({"a": np.zeros(4, dtype=int), "b": np.zeros(4, dtype=int)})(
+        _prediction((2.0 * binary - 1.0)[:, None], binary))
+    assert one_logit["synergy_chance"] == 0.5
+    explicit = synergy_compute_metrics(unimodal, num_classes=11)(_prediction(np.eye(3)[labels], labels))
+    assert explicit["synergy_chance"] == pytest.approx(1 / 11)
+    # without a class count the scores are what they were (the bench scripts pass predicted classes only)
+    assert "synergy_chance" not in synergy_subset_scores(labels, labels, unimodal)
+    with pytest.raises(ValueError, match="at least 2"):
+        synergy_subset_scores(labels, labels, unimodal, num_classes=1)
+
+
+def test_the_ground_truth_slice_is_scored_on_its_own_rows():
+    references = np.array([0, 1, 1, 0, 1, 0, 1, 0])
+    predictions = np.array([0, 1, 0, 0, 0, 1, 1, 0])  # right on 0, 1, 3, 6, 7
+    unimodal = {"a": 1 - references, "b": 1 - references}  # every example in the synergy subset
+    mask = np.array([False, False, True, True, True, False, False, False])  # right on 3 only
+    scores = synergy_subset_scores(predictions, references, unimodal, prefix="eval_", num_classes=2,
+                                   ground_truth=mask)
+    assert scores["eval_synergy_accuracy"] == pytest.approx(5 / 8) and scores["eval_synergy_size"] == 8
+    assert scores["eval_ground_truth_synergy_accuracy"] == pytest.approx(1 / 3)
+    assert scores["eval_ground_truth_synergy_size"] == 3
+    named = synergy_subset_scores(predictions, references, unimodal,
+                                  ground_truth={"irony_class": mask, "empty": np.zeros(8, dtype=bool)})
+    assert named["ground_truth_irony_class_accuracy"] == pytest.approx(1 / 3)
+    assert named["ground_truth_irony_class_size"] == 3
+    assert math.isnan(named["ground_truth_empty_accuracy"]) and named["ground_truth_empty_size"] == 0
+    # the references stand beside the subset's own figures, before the other groups
+    assert list(scores)[:6] == ["eval_accuracy", "eval_synergy_accuracy", "eval_synergy_size", "eval_synergy_chance",
+                                "eval_ground_truth_synergy_accuracy", "eval_ground_truth_synergy_size"]
+    with pytest.raises(ValueError, match="ground-truth slice 'synergy' cover 3 examples.*aligned"):
+        synergy_subset_scores(predictions, references, unimodal, ground_truth=mask[:3])
+
+
+def test_compute_metrics_reports_the_ground_truth_slice_of_the_evaluation_set(tmp_path):
+    data = vector_xor(24, seed=2)
+    unimodal = {"x1": (data["x1"][:, 0] > 0).astype(int), "x2": np.zeros(24, dtype=int)}
+    slice_ = data["x1"][:, 1] > 0
+    trainer = SynIBTrainer(
+        model=mlp_fusion(),
+        args=SynIBConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, max_steps=2, disable_tqdm=True,
+                         per_device_eval_batch_size=7, save_strategy="no"),
+        train_dataset=as_dataset(vector_xor(16)), eval_dataset=as_dataset(data),
+        compute_metrics=synergy_compute_metrics(unimodal, ground_truth={"slice": slice_}),
+    )
+    trainer.train()
+    metrics = trainer.evaluate()
+    correct = trainer.predict(as_dataset(data)).predictions.argmax(-1) == data["labels"]
+    assert metrics["eval_ground_truth_slice_accuracy"] == pytest.approx(correct[slice_].mean())
+    assert metrics["eval_ground_truth_slice_size"] == int(slice_.sum()) and metrics["eval_synergy_chance"] == 0.5

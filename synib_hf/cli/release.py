@@ -48,7 +48,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _vector_release(name, splits, num_labels, epochs, output_dir, dataset_name, synib=None, model_options=None,
-                    learning_rate=1e-3):
+                    learning_rate=1e-3, ground_truth=None):
+    """Train and evaluate a vector model; the evaluation reports the synergy subset beside its chance reference (1/C)
+    and, with `ground_truth` (`{name: boolean mask over the test split}`), the accuracy on each ground-truth synergy
+    slice."""
     import numpy as np
 
     from synib_hf.data.irony import as_datasets
@@ -66,7 +69,8 @@ def _vector_release(name, splits, num_labels, epochs, output_dir, dataset_name, 
     trainer = train_vector_model("SynIBTrainer", synib, dims, num_labels, data["train"], seed=0, epochs=epochs,
                                  learning_rate=learning_rate, hidden_size=256, output_dir=folder,
                                  model_options=model_options)
-    trainer.compute_metrics = synergy_compute_metrics(unimodal)
+    classes = max(2, num_labels)  # a one-logit head decides between two classes
+    trainer.compute_metrics = synergy_compute_metrics(unimodal, num_classes=classes, ground_truth=ground_truth)
     metrics = trainer.evaluate(data["test"])
     trainer.save_model(folder)
     trainer.create_model_card(dataset_name=dataset_name, output_dir=folder, eval_metrics=metrics,
@@ -126,20 +130,22 @@ def copy_adapter_folder(folder: str, destination: str) -> None:
 
 def build(name, output_dir, quick):
     if name == "xor-synib":
-        from synib_hf.data.xor import GaussianXOR
+        from synib_hf.data.xor import SOURCES, GaussianXOR
         from synib_hf.models.mlp_fusion import AUTHORS_XOR_MODEL
 
         splits = GaussianXOR(mixture=(0.0, 0.0, 0.8, 0.2), seed=0).splits()
         synib = {"synib_weight": 10.0, "mask_type": "random", "mask_ratio": 0.3, "mask_fill": "shuffle"}
+        synergy_source = splits["test"]["source"] == SOURCES.index("synergy")  # the only active source is synergy
         return _vector_release(name, splits, AUTHORS_XOR_MODEL["num_labels"], 2 if quick else 30, output_dir,
                                "Gaussian-XOR red .8 syn .2 (test split)", synib=synib, model_options=AUTHORS_XOR_MODEL,
-                               learning_rate=3e-4)
+                               learning_rate=3e-4, ground_truth={"synergy_source": synergy_source})
     if name == "irony-digits-synib":
         from synib_hf.data.irony import irony_splits
 
         splits = irony_splits("digits", rate=0.3, seed=0)
         return _vector_release(name, splits, 11, 3 if quick else 40, output_dir,
-                               "scikit-learn digits, top/bottom halves, irony rate 0.3 (test split)")
+                               "scikit-learn digits, top/bottom halves, irony rate 0.3 (test split)",
+                               ground_truth={"irony_class": splits["test"]["is_irony"]})
     if name == "minilm-easyvqa-synib":
         return _easy_vqa_release(name, output_dir, quick)
     from .train import train
