@@ -80,10 +80,9 @@ def labels(rows) -> list:
     return sorted(named, key=named.get)
 
 
-def mean_std(values, ddof: int = 0) -> str:
-    """`mean ± std` over seeds, NaNs (a seed whose slice is empty) left out. `ddof=0` (the default, what the tables
-    committed before issue 21 use) is the population std; `ddof=1` the sample std, as papers report it (a single
-    value then has no std and is shown alone)."""
+def mean_std(values, ddof: int = 1) -> str:
+    """`mean ± std` over seeds, NaNs (a seed whose slice is empty) left out: the sample std (`ddof=1`, as papers
+    report it; a single value then has no std and is shown alone); `ddof=0` gives the population std."""
     import numpy as np
 
     values = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
@@ -118,7 +117,7 @@ def selected_values(rows) -> str:
 
 def fill_differences(rows, setting, settings, key: str) -> str:
     """Markdown lines: for each masking method run with both `shuffle` and `ema_noise`, the difference shuffle −
-    ema_noise of `key` per setting, paired by seed (mean ± std), and on how many seeds shuffle is ahead / behind.
+    ema_noise of `key` per setting, paired by seed (mean ± sample std), and on how many seeds shuffle is ahead / behind.
 
     `setting(row)` names a row's setting (a mixture, a data set and rate), `settings` orders them."""
     import numpy as np
@@ -139,7 +138,8 @@ def fill_differences(rows, setting, settings, key: str) -> str:
                 continue
             differences = np.array([a - b for a, b in pairs])
             ahead, behind = int((differences > 0).sum()), int((differences < 0).sum())
-            cells.append(f"{differences.mean():+.3f} ± {differences.std():.3f} ({ahead}↑ {behind}↓ of {len(pairs)})")
+            spread = differences.std(ddof=1) if len(pairs) > 1 else 0.0
+            cells.append(f"{differences.mean():+.3f} ± {spread:.3f} ({ahead}↑ {behind}↓ of {len(pairs)})")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

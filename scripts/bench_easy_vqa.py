@@ -302,8 +302,9 @@ def run(args) -> list:
 def _mean_std(rows, key) -> str:
     import numpy as np
 
-    values = np.array([r[key] for r in rows], dtype=float)
-    return f"{np.nanmean(values):.3f} ± {np.nanstd(values):.3f}"
+    from bench_common import mean_std
+
+    return mean_std([r[key] for r in rows])  # the sample std (ddof = 1)
 
 
 def rate_name(rate) -> str:
@@ -331,9 +332,9 @@ def markdown(rows) -> str:
         f"easy-VQA, the `{RECIPE}` recipe's model (pretrained all-MiniLM-L6-v2 + LoRA, a ResNet trained from "
         f"scratch), {settings['train_questions']} training questions, {settings['epochs']} epochs, test "
         f"{settings['test_questions']} questions at the natural yes/no share; learning rate "
-        f"{settings['learning_rate']}; mean ± std over seeds {seeds}; SynIB's λ from {settings['lambdas']} (the "
-        f"baselines' α/γ from bench_common.GRIDS) by validation accuracy at seed {seeds[0]}, kept for the other "
-        "seeds.",
+        f"{settings['learning_rate']}; mean ± sample std (ddof = 1) over seeds {seeds}; SynIB's λ from "
+        f"{settings['lambdas']} (the baselines' α/γ from bench_common.GRIDS) by validation accuracy at seed "
+        f"{seeds[0]}, kept for the other seeds.",
     ]
     lines += method_table(
         "**Ground-truth synergy slice: yes/no questions with each question's prior taken out** (per question, the "
@@ -399,8 +400,9 @@ def plot(rows, path) -> None:
         for i, method in enumerate(methods):
             values = [[r[key] for r in rows if (r["rate"], r["method"]) == (rate, method)] for rate in rates]
             x = np.arange(len(rates)) + (i - len(methods) / 2) * 0.06
-            axis.errorbar(x, [np.mean(v) for v in values], yerr=[np.std(v) for v in values], marker="o",
-                          capsize=3, label=method)
+            axis.errorbar(x, [np.mean(v) for v in values],
+                          yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values], marker="o", capsize=3,
+                          label=method)
         axis.set_xticks(np.arange(len(rates)), [rate_name(r) for r in rates])
         axis.set_xlabel("share of yes/no questions in training")
         axis.set_ylabel("test accuracy")

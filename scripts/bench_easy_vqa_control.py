@@ -55,7 +55,8 @@ METHODS = {
     **{name: bench_common.METHODS[name] for name in ("ensemble", "multiloss", "ogm_ge", "mmpareto", "mlb")},
 }
 NAMES = {"ce": "CE only", "confidence": "confidence penalty (clean view)", "synib_random": "SynIB random (shuffle)",
-         "synib_learned": "SynIB learned (shuffle)", "synib_full": "SynIB full (shuffle)", "dropout": "modality dropout (shuffle)",
+         "synib_learned": "SynIB learned (shuffle)", "synib_full": "SynIB full (shuffle)",
+         "dropout": "modality dropout (shuffle)",
          "ensemble": "unimodal ensemble", "multiloss": "multiloss", "ogm_ge": "OGM-GE", "mmpareto": "MMPareto",
          "mlb": "MLB"}
 MASK_FILL = "shuffle"
@@ -67,7 +68,8 @@ RECIPE = dict(projection_dim=256, fusion_hidden_size=256, fusion_dropout=0.1, fu
               lora_r=8, lora_alpha=16, lora_dropout=0.05, lora_layers=[5],
               vision=dict(embedding_size=32, hidden_sizes=[32, 64], depths=[1, 1], layer_type="basic"))
 FULL = dict(shares=[NATURAL, 0.35, 0.2, 0.1, 0.05], compare_shares=[0.35, 0.2, 0.1], seeds=[0, 1, 2, 3, 4],
-            methods=list(METHODS), steps=400, batch_size=128, learning_rate=1e-3, weight_decay=0.01, bf16=True,
+            methods=list(METHODS), fusion_type="concat_product", steps=400, batch_size=128, learning_rate=1e-3,
+            weight_decay=0.01, bf16=True,
             image_size=32, train_questions=None, validation_images=800, validation_questions=2000,
             test_questions=2500, grid_size=4)
 QUICK = dict(FULL, shares=[0.2], compare_shares=[0.2], seeds=[0], steps=12, batch_size=32, train_questions=600,
@@ -97,6 +99,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=None,
                         help="the methods to run (full run: all); CE runs at every share, the others at the "
                              "comparison shares")
+    parser.add_argument("--fusion_type", choices=["concat", "concat_product"], default=None,
+                        help="the recipe's fusion (full run: concat_product); 'concat' is the lever's ablation: the "
+                             "same recipe without the product term")
     for name in ("steps", "batch_size", "train_questions", "validation_questions", "test_questions"):
         parser.add_argument(f"--{name}", type=int, default=None, help=f"full run: {FULL[name]}")
     return parser
@@ -162,7 +167,7 @@ def trainer_and_args(method: str, weight, **training_arguments) -> tuple:
     return trainer_class, trainer_class.args_class(**training_arguments, **overrides)
 
 
-def build_model(seed: int, text_path: str):
+def build_model(seed: int, text_path: str, fusion_type: str = RECIPE["fusion_type"]):
     """The recipe's model (weights of the vision tower and heads from `seed`) and its LoRA config."""
     from transformers import AutoConfig, AutoModel, set_seed
 
@@ -174,7 +179,7 @@ def build_model(seed: int, text_path: str):
     text_model = AutoModel.from_pretrained(text_path, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     config = FusionConfig(vision_config=vision_model.config, text_config=text_model.config,
                           projection_dim=RECIPE["projection_dim"], fusion_hidden_size=RECIPE["fusion_hidden_size"],
-                          text_pooling="mean", deduplicate_text=True, num_labels=13, fusion_type=RECIPE["fusion_type"],
+                          text_pooling="mean", deduplicate_text=True, num_labels=13, fusion_type=fusion_type,
                           fusion_dropout=RECIPE["fusion_dropout"], normalize_features=True)
     model = FusionForSequenceClassification(config, vision_model=vision_model, text_model=text_model)
     peft_config = lora_config_for(model, r=RECIPE["lora_r"], lora_alpha=RECIPE["lora_alpha"],
@@ -207,7 +212,7 @@ def train_one(method, weight, seed, settings, cached, text_path, unimodal) -> di
     from bench_easy_vqa import scores
     from synib_hf import predicted_classes
 
-    model, peft_config = build_model(seed, text_path)
+    model, peft_config = build_model(seed, text_path, settings.get("fusion_type", RECIPE["fusion_type"]))
     with tempfile.TemporaryDirectory(prefix="bench-easy-vqa-control-") as scratch:
         trainer_class, args = trainer_and_args(
             method, weight, output_dir=scratch, learning_rate=settings["learning_rate"],
@@ -326,7 +331,7 @@ def _values(group, key) -> list:
 
 
 def _mean_std(group, key) -> str:
-    return bench_common.mean_std(_values(group, key), ddof=1)
+    return bench_common.mean_std(_values(group, key))  # the sample std (ddof = 1)
 
 
 def _paired(group, reference, key) -> str:
@@ -351,12 +356,14 @@ def markdown(rows) -> str:
     seeds = sorted({r["seed"] for r in rows})
     settings = rows[0]["settings"]
     first_seed = seeds[0]
+    fusion_type = settings.get("fusion_type", RECIPE["fusion_type"])  # rows saved before the option: the recipe's
+    ablation = "" if fusion_type == RECIPE["fusion_type"] else " without its product term (the ablation)"
     lines = [
-        "easy-VQA, the positive-control recipe (`scripts/bench_easy_vqa_control.py`): `FusionForSequenceClassification` "
-        "with `fusion_type=\"concat_product\"` (256-d projections, 256-wide fusion layer), the pretrained "
-        "all-MiniLM-L6-v2 with dropout off and LoRA r 8 on query/key/value of its top layer, a small ResNet from "
-        f"scratch on {settings['image_size']}×{settings['image_size']} images; {settings['steps']} steps of "
-        f"{settings['batch_size']} questions, AdamW {settings['learning_rate']:g} (weight decay "
+        f"easy-VQA, the positive-control recipe{ablation} (`scripts/bench_easy_vqa_control.py`): "
+        f"`FusionForSequenceClassification` with `fusion_type=\"{fusion_type}\"` (256-d projections, 256-wide fusion "
+        "layer), the pretrained all-MiniLM-L6-v2 with dropout off and LoRA r 8 on query/key/value of its top layer, "
+        f"a small ResNet from scratch on {settings['image_size']}×{settings['image_size']} images; "
+        f"{settings['steps']} steps of {settings['batch_size']} questions, AdamW {settings['learning_rate']:g} (weight decay "
         f"{settings['weight_decay']:g}, linear decay){', bf16' if settings['bf16'] else ''}; the whole training split "
         f"at each yes/no share (train_questions {settings['train_questions']}), validation "
         f"{settings['validation_questions']} questions on {settings['validation_images']} held-out training images, "
@@ -385,38 +392,39 @@ def markdown(rows) -> str:
             f"{_mean_std(ce, 'slice_acc')} | {per_seed} | {_mean_std(ce, 'overall_acc')} | "
             f"{_mean_std(ce, 'yes_no_acc')} | {_mean_std(ce, 'color_acc')} | {_mean_std(ce, 'shape_acc')} |"
         )
-    for key, title in (("slice_acc", "Prior-free yes/no slice"), ("overall_acc", "Overall test accuracy")):
+    if compare:  # a run of CE alone (the curve, an ablation) has no comparison tables
+        for key, title in (("slice_acc", "Prior-free yes/no slice"), ("overall_acc", "Overall test accuracy")):
+            lines += [
+                "",
+                f"**{title} at the comparison shares**: mean ± sample std, and on how many seeds the method is above / "
+                "below CE (paired by seed)",
+                "",
+                "| method | " + " | ".join(share_name(s) for s in compare) + " |",
+                "|---|" + "---|" * len(compare),
+            ]
+            for method in methods:
+                cells = []
+                for share in compare:
+                    runs, ce = group.get((share, method)), group.get((share, "ce"), [])
+                    if not runs:
+                        cells.append("–")
+                    elif method == "ce":
+                        cells.append(_mean_std(runs, key))
+                    else:
+                        cells.append(f"{_mean_std(runs, key)} ({_paired(runs, ce, key)})")
+                lines.append(f"| {NAMES[method]} | " + " | ".join(cells) + " |")
         lines += [
             "",
-            f"**{title} at the comparison shares**: mean ± sample std, and on how many seeds the method is above / "
-            "below CE (paired by seed)",
+            "**Per question type at the comparison shares**: yes/no (all, prior included) / colour / shape, means",
             "",
             "| method | " + " | ".join(share_name(s) for s in compare) + " |",
             "|---|" + "---|" * len(compare),
         ]
         for method in methods:
-            cells = []
-            for share in compare:
-                runs, ce = group.get((share, method)), group.get((share, "ce"), [])
-                if not runs:
-                    cells.append("–")
-                elif method == "ce":
-                    cells.append(_mean_std(runs, key))
-                else:
-                    cells.append(f"{_mean_std(runs, key)} ({_paired(runs, ce, key)})")
+            cells = [" / ".join(f"{np.mean(_values(group[(s, method)], k)):.3f}" for k in
+                                ("yes_no_acc", "color_acc", "shape_acc")) if (s, method) in group else "–"
+                     for s in compare]
             lines.append(f"| {NAMES[method]} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "**Per question type at the comparison shares**: yes/no (all, prior included) / colour / shape, means",
-        "",
-        "| method | " + " | ".join(share_name(s) for s in compare) + " |",
-        "|---|" + "---|" * len(compare),
-    ]
-    for method in methods:
-        cells = [" / ".join(f"{np.mean(_values(group[(s, method)], k)):.3f}" for k in
-                            ("yes_no_acc", "color_acc", "shape_acc")) if (s, method) in group else "–"
-                 for s in compare]
-        lines.append(f"| {NAMES[method]} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "**Synergy subset** (test questions both unimodal predictors get wrong): accuracy, mean ± sample std. The "
@@ -437,24 +445,25 @@ def markdown(rows) -> str:
     for method in methods:
         lines.append(f"| {NAMES[method]} | " + " | ".join(
             _mean_std(group[(s, method)], "synergy_acc") if (s, method) in group else "–" for s in shares) + " |")
-    lines += [
-        "",
-        f"**Weights chosen on validation accuracy at seed {first_seed}** (kept for the other seeds): each value's "
-        "validation accuracy / validation prior-free slice",
-        "",
-        "| method | searched | training yes/no share | validation yes/no questions | chosen | every value tried |",
-        "|---|---|---|---|---|---|",
-    ]
-    for method in methods:
-        for share in compare:
-            runs = group.get((share, method))
-            if not runs or runs[0]["searched"] is None:
-                continue
-            first = min(runs, key=lambda r: r["seed"])
-            tried = ", ".join(f"{float(w):g}: {r['val_acc']:.3f} / {r['val_slice_acc']:.3f}"
-                              for w, r in first["grid"].items())
-            lines.append(f"| {NAMES[method]} | {first['searched']} | {share_name(share)} | "
-                         f"{first['validation_yes_no']} | {first['chosen_weight']:g} | {tried} |")
+    if compare:
+        lines += [
+            "",
+            f"**Weights chosen on validation accuracy at seed {first_seed}** (kept for the other seeds): each value's "
+            "validation accuracy / validation prior-free slice",
+            "",
+            "| method | searched | training yes/no share | validation yes/no questions | chosen | every value tried |",
+            "|---|---|---|---|---|---|",
+        ]
+        for method in methods:
+            for share in compare:
+                runs = group.get((share, method))
+                if not runs or runs[0]["searched"] is None:
+                    continue
+                first = min(runs, key=lambda r: r["seed"])
+                tried = ", ".join(f"{float(w):g}: {r['val_acc']:.3f} / {r['val_slice_acc']:.3f}"
+                                  for w, r in first["grid"].items())
+                lines.append(f"| {NAMES[method]} | {first['searched']} | {share_name(share)} | "
+                             f"{first['validation_yes_no']} | {first['chosen_weight']:g} | {tried} |")
     lines += [
         "",
         "**Unimodal predictors** (scikit-learn MLPs; image: 4×4-averaged pixels, question: frozen MiniLM embedding), "
@@ -489,12 +498,13 @@ def plot(rows, path) -> None:
                      marker="o", capsize=3, color="black", label="CE only (mean ± sample std, seeds as dots)")
     axes[0].set_xticks(x, [share_name(s) for s in shares], fontsize=8)
     axes[0].set_title("CE only: the positive control and its failure curve", fontsize=9)
+    others = iter(f"C{i}" for i in range(10))  # CE in black as on the left, the ten other methods in tab10's colours
     for i, method in enumerate(methods):
         values = [[r["slice_acc"] for r in rows if r["method"] == method and r["yes_no_share"] == s] for s in compare]
         position = np.arange(len(compare)) + (i - len(methods) / 2) * 0.08
         axes[1].errorbar(position, [np.mean(v) if v else np.nan for v in values],
                          yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values], marker="o", linestyle="none",
-                         capsize=2, label=NAMES[method])
+                         capsize=2, label=NAMES[method], color="black" if method == "ce" else next(others))
     axes[1].set_xticks(np.arange(len(compare)), [share_name(s) for s in compare])
     axes[1].set_title("every method at the comparison shares", fontsize=9)
     axes[1].legend(fontsize=7, ncol=2)

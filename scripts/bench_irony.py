@@ -103,7 +103,8 @@ def test_scores(predicted, test, unimodal, synergy_subset_scores) -> dict:
     scores = synergy_subset_scores(predicted, test["labels"], unimodal)
     irony = test["is_irony"]
     return {"overall_acc": scores["accuracy"], "synergy_acc": scores["synergy_accuracy"],
-            "synergy_size": scores["synergy_size"], "irony_acc": float((predicted[irony] == test["labels"][irony]).mean()),
+            "synergy_size": scores["synergy_size"],
+            "irony_acc": float((predicted[irony] == test["labels"][irony]).mean()),
             "test_size": len(test["labels"])}
 
 
@@ -158,10 +159,10 @@ def markdown(rows) -> str:
         return lines
 
     lines = [
-        f"Irony data sets, mean ± std over seeds {seeds} ({' or '.join(map(str, per_cell))} per cell); λ (SynIB) and "
-        "α/γ (balancing baselines) chosen by validation accuracy. The irony class is the ground-truth synergy "
-        "slice; the synergy subset (both unimodal predictors wrong) is biased against models that copy one view — "
-        "read it beside the irony class and chance.",
+        f"Irony data sets, mean ± sample std (ddof = 1) over seeds {seeds} ({' or '.join(map(str, per_cell))} per "
+        "cell); λ (SynIB) and α/γ (balancing baselines) chosen by validation accuracy. The irony class is the "
+        "ground-truth synergy slice; the synergy subset (both unimodal predictors wrong) is biased against models "
+        "that copy one view — read it beside the irony class and chance.",
         *table("irony_acc", "Irony class: the ground-truth synergy slice", "irony_size",
                "irony test examples (mean over seeds)"),
         *table("synergy_acc", "Synergy subset (both unimodal predictors wrong)", "synergy_size",
@@ -171,8 +172,8 @@ def markdown(rows) -> str:
     if {r.get("mask_fill") for r in rows} >= {"shuffle", "ema_noise"}:
         setting_names = [f"{d} {r}" for d, r in settings]
         for key, title in (("irony_acc", "irony class"), ("synergy_acc", "synergy subset")):
-            lines += ["", f"**The fill: {title} with `shuffle` minus with `ema_noise`**, paired by seed (mean ± std; "
-                      "seeds where shuffle is ahead ↑ / behind ↓)", "",
+            lines += ["", f"**The fill: {title} with `shuffle` minus with `ema_noise`**, paired by seed (mean ± "
+                      "sample std; seeds where shuffle is ahead ↑ / behind ↓)", "",
                       fill_differences(rows, lambda r: f"{r['dataset']} {r['rate']}", setting_names, key)]
     lines += ["", "**Values chosen on validation** (all cells)", "", selected_values(rows)]
     return "\n".join(lines)

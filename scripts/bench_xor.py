@@ -11,8 +11,8 @@ the authors' numbers.
 `MLPFusionConfig`'s default (layer-normalised features, one fusion layer, two-class softmax), on which plain
 cross-entropy already learns the synergy. `--dim 18` drops the 14 pure-noise coordinates of each modality. Methods
 that mask run once per `--mask_fills` value. Writes `results.json` (one row per mixture × method × fill × seed, with
-every grid value's validation and test scores), `results.md` (mean ± std over seeds, the synergy-example counts, the
-authors' numbers) and `results.png`.
+every grid value's validation and test scores), `results.md` (mean ± sample std over seeds, the synergy-example
+counts, the authors' numbers) and `results.png`.
 """
 
 import argparse
@@ -224,10 +224,10 @@ def markdown(rows) -> str:
     header = ["| method | " + " | ".join(mixtures) + " |", "|---|" + "---|" * len(mixtures)]
     describe = lambda key: sorted({str(r.get(key)) for r in rows})  # noqa: E731
     lines = [
-        f"Gaussian-XOR, model {' + '.join(describe('model'))}, dim {' + '.join(describe('dim'))}, mean ± std over "
-        f"seeds {seeds} ({' or '.join(map(str, per_cell))} per cell); λ (SynIB) and α/γ (balancing baselines) chosen "
-        f"by {' + '.join(describe('selected_by'))}. Synergy slice: the test examples whose only active source is "
-        "synergy — the ground truth; each modality alone is at chance there, so **chance = 0.500**.",
+        f"Gaussian-XOR, model {' + '.join(describe('model'))}, dim {' + '.join(describe('dim'))}, mean ± sample std "
+        f"(ddof = 1) over seeds {seeds} ({' or '.join(map(str, per_cell))} per cell); λ (SynIB) and α/γ (balancing "
+        f"baselines) chosen by {' + '.join(describe('selected_by'))}. Synergy slice: the test examples whose only "
+        "active source is synergy — the ground truth; each modality alone is at chance there, so **chance = 0.500**.",
         "", "**Synergy-slice accuracy**", "", *header,
         "| *synergy examples: test / train / validation (mean over seeds)* | "
         + " | ".join(" / ".join(f"{c:.0f}" for c in counts[m]) for m in mixtures) + " |",
@@ -242,8 +242,8 @@ def markdown(rows) -> str:
             mean_std([r["overall_acc"] for r in table.get((m, name), [])]) for m in mixtures) + " |")
     lines += _paper_rows(mixtures, 0)
     if {r.get("mask_fill") for r in rows} >= {"shuffle", "ema_noise"}:
-        lines += ["", "**The fill: synergy slice with `shuffle` minus with `ema_noise`**, paired by seed (mean ± std; "
-                  "seeds where shuffle is ahead ↑ / behind ↓)", "",
+        lines += ["", "**The fill: synergy slice with `shuffle` minus with `ema_noise`**, paired by seed (mean ± "
+                  "sample std; seeds where shuffle is ahead ↑ / behind ↓)", "",
                   fill_differences(rows, lambda r: r["mixture"], mixtures, "synergy_acc")]
     lines += ["", "**Values chosen on validation** (all cells)", "", selected_values(rows)]
     return "\n".join(lines)
@@ -271,11 +271,11 @@ def plot(rows, path) -> None:
     for i, name in enumerate(names):
         values = [[r["synergy_acc"] for r in table.get((m, name), [])] for m in mixtures]
         axis.bar(np.arange(len(mixtures)) + i * width, [np.nanmean(v) if v else np.nan for v in values], width,
-                 yerr=[np.nanstd(v) if v else 0.0 for v in values], label=name, color=colours[i], capsize=1.5,
-                 error_kw={"linewidth": 0.6})
+                 yerr=[np.nanstd(v, ddof=1) if len(v) > 1 else 0.0 for v in values], label=name, color=colours[i],
+                 capsize=1.5, error_kw={"linewidth": 0.6})
     axis.axhline(0.5, color="grey", linewidth=0.8, linestyle="--", label="chance")
     axis.set_xticks(np.arange(len(mixtures)) + 0.425 - width / 2, mixtures)
-    axis.set_ylabel("synergy-slice test accuracy (mean ± std)")
+    axis.set_ylabel("synergy-slice test accuracy (mean ± sample std)")
     axis.set_ylim(0.3, 1.02)
     axis.set_title("Gaussian-XOR: the synergy slice, every method")
     axis.legend(fontsize=7, ncol=8, loc="upper center", bbox_to_anchor=(0.5, -0.08))

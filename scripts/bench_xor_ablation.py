@@ -3,6 +3,8 @@ one thing at a time — an architectural choice, or the data's 14 pure-noise coo
 only the unique, redundant and synergy blocks) — seeds 0-4, 30 epochs.
 
     python scripts/bench_xor_ablation.py --output_dir docs/benchmarks/xor_ablation     # ~6 CPU-minutes
+    python scripts/bench_xor_ablation.py --render docs/benchmarks/xor_ablation/results.json \
+        --output_dir docs/benchmarks/xor_ablation                                        # the table, no training
 
 Writes `results.json` (one row per variant × seed) and `results.md`.
 """
@@ -34,6 +36,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=float, default=30)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--render", nargs="+", default=None, metavar="RESULTS_JSON",
+                        help="do not train: merge these results.json files (a cell saved twice must agree) and write "
+                             "the table")
     return parser
 
 
@@ -43,8 +48,8 @@ def markdown(rows) -> str:
     from bench_common import mean_std
 
     lines = [f"CE-only on Gaussian-XOR {MIXTURE}, the authors' network with one change per row; test accuracy, mean "
-             f"± std over seeds {sorted({r['seed'] for r in rows})} (each seed's synergy slice in brackets). Synergy "
-             "slice: the test examples whose only active source is synergy (chance 0.500).", "",
+             f"± sample std (ddof = 1) over seeds {sorted({r['seed'] for r in rows})} (each seed's synergy slice in "
+             "brackets). Synergy slice: the test examples whose only active source is synergy (chance 0.500).", "",
              "| network / data | overall | synergy slice | synergy examples (test / train) |", "|---|---|---|---|"]
     for variant in dict.fromkeys(r["variant"] for r in rows):
         mine = [r for r in rows if r["variant"] == variant]
@@ -57,6 +62,25 @@ def markdown(rows) -> str:
 
 def main(argv=None) -> list:
     args = make_parser().parse_args(argv)
+    if args.render:
+        from bench_common import merge
+
+        rows = merge((row for path in args.render for row in json.load(open(path))),
+                     lambda row: (row["variant"], row["seed"]), compared=("overall_acc", "synergy_acc"))
+        rows.sort(key=lambda r: (r["seed"], list(VARIANTS).index(r["variant"])))
+    else:
+        rows = train(args)
+    os.makedirs(args.output_dir, exist_ok=True)
+    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    table = markdown(rows)
+    with open(os.path.join(args.output_dir, "results.md"), "w") as f:
+        f.write(table)
+    print(table)
+    return rows
+
+
+def train(args) -> list:
     from transformers.utils import logging
 
     from bench_xor import run_one, synergy_counts, xor_data
@@ -72,13 +96,6 @@ def main(argv=None) -> list:
                    "synergy_acc": scores["synergy"], **synergy_counts(data)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    os.makedirs(args.output_dir, exist_ok=True)
-    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
-        json.dump(rows, f, indent=1)
-    table = markdown(rows)
-    with open(os.path.join(args.output_dir, "results.md"), "w") as f:
-        f.write(table)
-    print(table)
     return rows
 
 

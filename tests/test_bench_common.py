@@ -33,7 +33,7 @@ def test_arguments_set_the_searched_value_and_the_fill_only_where_it_matters():
     assert common.grid("mlb", [1.0]) == common.GRIDS["mlb_alpha"]
     assert common.label({"method": "dropout", "mask_fill": "shuffle"}) == "dropout (shuffle)"
     assert common.label({"method": "ce", "mask_fill": "shuffle"}) == "ce"
-    assert common.mean_std([0.5, 0.7, float("nan")]) == "0.600 ± 0.100"
+    assert common.mean_std([0.5, 0.7, float("nan")]) == "0.600 ± 0.141"  # NaN left out, sample std
 
 
 def test_trainer_and_args_builds_the_trainers_own_arguments_class(tmp_path):
@@ -47,9 +47,9 @@ def test_trainer_and_args_builds_the_trainers_own_arguments_class(tmp_path):
     assert (args.synib_weight, args.mask_fill, args.mask_ratio) == (10.0, "ema_noise", 0.3)
 
 
-def test_mean_std_keeps_the_population_std_by_default_and_gives_the_sample_std_with_ddof_1():
-    assert common.mean_std([0.5, 0.7]) == "0.600 ± 0.100"  # the committed tables' convention
-    assert common.mean_std([0.5, 0.7], ddof=1) == "0.600 ± 0.141"
+def test_mean_std_gives_the_sample_std_by_default_and_the_population_std_with_ddof_0():
+    assert common.mean_std([0.5, 0.7]) == "0.600 ± 0.141"  # every committed table: ddof = 1, as papers report it
+    assert common.mean_std([0.5, 0.7], ddof=0) == "0.600 ± 0.100"
     assert common.mean_std([0.5, float("nan")], ddof=1) == "0.500"  # one value has no sample std
     assert common.mean_std([float("nan")], ddof=1) == "–"
 
@@ -65,6 +65,9 @@ COMMITTED_TABLES = {  # table folder → (script, the results it is rendered fro
     "xor_select_val_synergy": ("bench_xor", "xor", ["--select", "val_synergy_acc"]),
     **{folder: ("bench_irony", folder, []) for folder in ("irony", "irony_ema_noise")},
     "easy_vqa": ("bench_easy_vqa", "easy_vqa", []),
+    "xor_ablation": ("bench_xor_ablation", "xor_ablation", []),
+    "easy_vqa_control": ("bench_easy_vqa_control", "easy_vqa_control", []),
+    "easy_vqa_control/concat_fusion": ("bench_easy_vqa_control", "easy_vqa_control/concat_fusion", []),
 }
 
 
@@ -75,3 +78,4 @@ def test_committed_tables_render_byte_for_byte(folder, tmp_path):
     load_script(script).main(["--render", str(BENCHMARKS / results / "results.json"), *extra,
                               "--output_dir", str(tmp_path)])
     assert (tmp_path / "results.md").read_bytes() == (BENCHMARKS / folder / "results.md").read_bytes()
+    assert "sample std" in (BENCHMARKS / folder / "results.md").read_text()  # ddof = 1 everywhere, and said so

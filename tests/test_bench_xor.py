@@ -58,7 +58,7 @@ def test_render_merges_saved_runs_without_training(tmp_path):
                        "--output_dir", str(tmp_path / "merged")])
     assert [r["seed"] for r in rows] == [0, 1]
     assert rows[0]["mask_fill"] is None and rows[0]["n_synergy_test"] > 0  # old rows: no fill on CE, counts added
-    header = "model authors, dim 32, mean ± std over seeds [0, 1] (2 per cell); λ (SynIB) and α/γ"
+    header = "model authors, dim 32, mean ± sample std (ddof = 1) over seeds [0, 1] (2 per cell); λ (SynIB) and α/γ"
     assert header in (tmp_path / "merged" / "results.md").read_text()
     assert "| ce | 0.500 ± 0.000 |" in (tmp_path / "merged" / "results.md").read_text()
 
