@@ -68,8 +68,8 @@ RECIPE = dict(projection_dim=256, fusion_hidden_size=256, fusion_dropout=0.1, fu
               lora_r=8, lora_alpha=16, lora_dropout=0.05, lora_layers=[5],
               vision=dict(embedding_size=32, hidden_sizes=[32, 64], depths=[1, 1], layer_type="basic"))
 FULL = dict(shares=[NATURAL, 0.35, 0.2, 0.1, 0.05], compare_shares=[0.35, 0.2, 0.1], seeds=[0, 1, 2, 3, 4],
-            methods=list(METHODS), fusion_type="concat_product", steps=400, batch_size=128, learning_rate=1e-3,
-            weight_decay=0.01, bf16=True,
+            methods=list(METHODS), fusion_type="concat_product", mask_fill=MASK_FILL, steps=400, batch_size=128,
+            learning_rate=1e-3, weight_decay=0.01, bf16=True,
             image_size=32, train_questions=None, validation_images=800, validation_questions=2000,
             test_questions=2500, grid_size=4)
 QUICK = dict(FULL, shares=[0.2], compare_shares=[0.2], seeds=[0], steps=12, batch_size=32, train_questions=600,
@@ -102,6 +102,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fusion_type", choices=["concat", "concat_product"], default=None,
                         help="the recipe's fusion (full run: concat_product); 'concat' is the lever's ablation: the "
                              "same recipe without the product term")
+    parser.add_argument("--mask_fill", choices=["shuffle", "ema_noise"], default=None,
+                        help=f"the fill of the masking methods (full run: {MASK_FILL}); rows of another fill go to "
+                             "their own --output_dir (merging them with the full run's is refused: same cells)")
     for name in ("steps", "batch_size", "train_questions", "validation_questions", "test_questions"):
         parser.add_argument(f"--{name}", type=int, default=None, help=f"full run: {FULL[name]}")
     return parser
@@ -151,11 +154,11 @@ def confidence_penalty_trainer():
     return ConfidencePenaltyTrainer, ConfidencePenaltyConfig
 
 
-def trainer_and_args(method: str, weight, **training_arguments) -> tuple:
+def trainer_and_args(method: str, weight, mask_fill: str = MASK_FILL, **training_arguments) -> tuple:
     """`(trainer class, its arguments)` of one run of `method` at `weight` (its searched value, or None): the shared
     method table's entries through `bench_common`, this script's own here."""
     if method in bench_common.METHODS:
-        return bench_common.trainer_and_args(method, weight, MASK_FILL, **training_arguments)
+        return bench_common.trainer_and_args(method, weight, mask_fill, **training_arguments)
     import synib_hf
 
     trainer_name, overrides, searched = METHODS[method]
@@ -163,7 +166,7 @@ def trainer_and_args(method: str, weight, **training_arguments) -> tuple:
                      else getattr(synib_hf, trainer_name))
     overrides = {**overrides, searched: weight}
     if "mask_type" in overrides:
-        overrides["mask_fill"] = MASK_FILL
+        overrides["mask_fill"] = mask_fill
     return trainer_class, trainer_class.args_class(**training_arguments, **overrides)
 
 
@@ -215,8 +218,8 @@ def train_one(method, weight, seed, settings, cached, text_path, unimodal) -> di
     model, peft_config = build_model(seed, text_path, settings.get("fusion_type", RECIPE["fusion_type"]))
     with tempfile.TemporaryDirectory(prefix="bench-easy-vqa-control-") as scratch:
         trainer_class, args = trainer_and_args(
-            method, weight, output_dir=scratch, learning_rate=settings["learning_rate"],
-            weight_decay=settings["weight_decay"], max_steps=settings["steps"],
+            method, weight, settings.get("mask_fill", MASK_FILL), output_dir=scratch,
+            learning_rate=settings["learning_rate"], weight_decay=settings["weight_decay"], max_steps=settings["steps"],
             per_device_train_batch_size=settings["batch_size"], per_device_eval_batch_size=512, seed=seed,
             report_to="none", save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
             dataloader_pin_memory=False, use_cpu=True, warmup_steps=0, lr_scheduler_type="linear",
@@ -356,6 +359,8 @@ def markdown(rows) -> str:
     seeds = sorted({r["seed"] for r in rows})
     settings = rows[0]["settings"]
     first_seed = seeds[0]
+    fill = settings.get("mask_fill", MASK_FILL)  # rows saved before the option: the full run's
+    name = {m: NAMES[m].replace(f"({MASK_FILL})", f"({fill})") for m in NAMES}
     fusion_type = settings.get("fusion_type", RECIPE["fusion_type"])  # rows saved before the option: the recipe's
     ablation = "" if fusion_type == RECIPE["fusion_type"] else " without its product term (the ablation)"
     lines = [
@@ -363,13 +368,13 @@ def markdown(rows) -> str:
         f"`FusionForSequenceClassification` with `fusion_type=\"{fusion_type}\"` (256-d projections, 256-wide fusion "
         "layer), the pretrained all-MiniLM-L6-v2 with dropout off and LoRA r 8 on query/key/value of its top layer, "
         f"a small ResNet from scratch on {settings['image_size']}×{settings['image_size']} images; "
-        f"{settings['steps']} steps of {settings['batch_size']} questions, AdamW {settings['learning_rate']:g} (weight decay "
-        f"{settings['weight_decay']:g}, linear decay){', bf16' if settings['bf16'] else ''}; the whole training split "
-        f"at each yes/no share (train_questions {settings['train_questions']}), validation "
+        f"{settings['steps']} steps of {settings['batch_size']} questions, AdamW {settings['learning_rate']:g} "
+        f"(weight decay {settings['weight_decay']:g}, linear decay){', bf16' if settings['bf16'] else ''}; the whole "
+        f"training split at each yes/no share (train_questions {settings['train_questions']}), validation "
         f"{settings['validation_questions']} questions on {settings['validation_images']} held-out training images, "
         f"test {settings['test_questions']} questions at the natural share. Seeds {seeds}; **mean ± sample std "
         "(ddof = 1) over seeds**; each searched weight chosen on validation accuracy at seed "
-        f"{first_seed} of each share and kept for the other seeds; masking methods use the `{MASK_FILL}` fill.",
+        f"{first_seed} of each share and kept for the other seeds; masking methods use the `{fill}` fill.",
         "",
         "**Prior-free yes/no slice** (`slice_acc`): per distinct yes/no question with both answers in the test split, "
         "the mean of the accuracy on its yes rows and on its no rows, averaged over questions; anything blind to the "
@@ -412,7 +417,7 @@ def markdown(rows) -> str:
                         cells.append(_mean_std(runs, key))
                     else:
                         cells.append(f"{_mean_std(runs, key)} ({_paired(runs, ce, key)})")
-                lines.append(f"| {NAMES[method]} | " + " | ".join(cells) + " |")
+                lines.append(f"| {name[method]} | " + " | ".join(cells) + " |")
         lines += [
             "",
             "**Per question type at the comparison shares**: yes/no (all, prior included) / colour / shape, means",
@@ -424,7 +429,7 @@ def markdown(rows) -> str:
             cells = [" / ".join(f"{np.mean(_values(group[(s, method)], k)):.3f}" for k in
                                 ("yes_no_acc", "color_acc", "shape_acc")) if (s, method) in group else "–"
                      for s in compare]
-            lines.append(f"| {NAMES[method]} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name[method]} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "**Synergy subset** (test questions both unimodal predictors get wrong): accuracy, mean ± sample std. The "
@@ -443,7 +448,7 @@ def markdown(rows) -> str:
     lines.append("| chance reference | " + " | ".join(
         f"{np.mean(_values(reference[s], 'synergy_chance')):.3f}" for s in shares) + " |")
     for method in methods:
-        lines.append(f"| {NAMES[method]} | " + " | ".join(
+        lines.append(f"| {name[method]} | " + " | ".join(
             _mean_std(group[(s, method)], "synergy_acc") if (s, method) in group else "–" for s in shares) + " |")
     if compare:
         lines += [
@@ -462,7 +467,7 @@ def markdown(rows) -> str:
                 first = min(runs, key=lambda r: r["seed"])
                 tried = ", ".join(f"{float(w):g}: {r['val_acc']:.3f} / {r['val_slice_acc']:.3f}"
                                   for w, r in first["grid"].items())
-                lines.append(f"| {NAMES[method]} | {first['searched']} | {share_name(share)} | "
+                lines.append(f"| {name[method]} | {first['searched']} | {share_name(share)} | "
                              f"{first['validation_yes_no']} | {first['chosen_weight']:g} | {tried} |")
     lines += [
         "",
@@ -489,6 +494,7 @@ def plot(rows, path) -> None:
     shares = sorted({r["yes_no_share"] for r in rows}, key=share_order)
     compare = [s for s in shares if any(r["method"] != "ce" and r["yes_no_share"] == s for r in rows)]
     methods = _methods(rows)
+    fill = rows[0]["settings"].get("mask_fill", MASK_FILL)
     figure, axes = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [1, 2]})
     ce = [[r["slice_acc"] for r in rows if r["method"] == "ce" and r["yes_no_share"] == s] for s in shares]
     x = np.arange(len(shares))
@@ -504,7 +510,8 @@ def plot(rows, path) -> None:
         position = np.arange(len(compare)) + (i - len(methods) / 2) * 0.08
         axes[1].errorbar(position, [np.mean(v) if v else np.nan for v in values],
                          yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values], marker="o", linestyle="none",
-                         capsize=2, label=NAMES[method], color="black" if method == "ce" else next(others))
+                         capsize=2, label=NAMES[method].replace(f"({MASK_FILL})", f"({fill})"),
+                         color="black" if method == "ce" else next(others))
     axes[1].set_xticks(np.arange(len(compare)), [share_name(s) for s in compare])
     axes[1].set_title("every method at the comparison shares", fontsize=9)
     axes[1].legend(fontsize=7, ncol=2)

@@ -68,6 +68,7 @@ COMMITTED_TABLES = {  # table folder → (script, the results it is rendered fro
     "xor_ablation": ("bench_xor_ablation", "xor_ablation", []),
     "easy_vqa_control": ("bench_easy_vqa_control", "easy_vqa_control", []),
     "easy_vqa_control/concat_fusion": ("bench_easy_vqa_control", "easy_vqa_control/concat_fusion", []),
+    "easy_vqa_control/ema_noise_fill": ("bench_easy_vqa_control", "easy_vqa_control/ema_noise_fill", []),
 }
 
 

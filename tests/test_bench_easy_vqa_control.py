@@ -115,3 +115,18 @@ def test_fusion_type_option_builds_the_ablation_without_the_product_term():
         model, _ = bench.build_model(0, text_path, fusion_type)
         assert model.config.fusion_type == fusion_type
     assert bench.FULL["fusion_type"] == bench.RECIPE["fusion_type"] == "concat_product"
+
+
+def test_mask_fill_option_reaches_every_masking_method_and_names_the_rows(tmp_path, quick):
+    assert bench.make_parser().parse_args(["--mask_fill", "ema_noise"]).mask_fill == "ema_noise"
+    for method in ("synib_random", "synib_learned", "synib_full", "dropout"):
+        for fill in ("shuffle", "ema_noise"):
+            _, args = bench.trainer_and_args(method, 0.1 if bench.METHODS[method][2] else None, fill,
+                                             output_dir=str(tmp_path), report_to="none", use_cpu=True)
+            assert args.mask_fill == fill
+    rows = json.loads((quick / "results.json").read_text())
+    for row in rows:
+        row["settings"]["mask_fill"] = "ema_noise"
+    table = bench.markdown(rows)
+    assert "SynIB random (ema_noise)" in table and "(shuffle)" not in table
+    assert "masking methods use the `ema_noise` fill" in table
