@@ -80,6 +80,15 @@ def labels(rows) -> list:
     return sorted(named, key=named.get)
 
 
+def sample_std(values) -> float:
+    """The sample std (ddof = 1) of `values`, NaNs left out; 0.0 where fewer than two remain (error bars, paired
+    differences)."""
+    import numpy as np
+
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
 def mean_std(values, ddof: int = 1) -> str:
     """`mean ± std` over seeds, NaNs (a seed whose slice is empty) left out: the sample std (`ddof=1`, as papers
     report it; a single value then has no std and is shown alone); `ddof=0` gives the population std."""
@@ -138,8 +147,8 @@ def fill_differences(rows, setting, settings, key: str) -> str:
                 continue
             differences = np.array([a - b for a, b in pairs])
             ahead, behind = int((differences > 0).sum()), int((differences < 0).sum())
-            spread = differences.std(ddof=1) if len(pairs) > 1 else 0.0
-            cells.append(f"{differences.mean():+.3f} ± {spread:.3f} ({ahead}↑ {behind}↓ of {len(pairs)})")
+            cells.append(f"{differences.mean():+.3f} ± {sample_std(differences):.3f} ({ahead}↑ {behind}↓ of "
+                         f"{len(pairs)})")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -300,8 +300,6 @@ def run(args) -> list:
 
 
 def _mean_std(rows, key) -> str:
-    import numpy as np
-
     from bench_common import mean_std
 
     return mean_std([r[key] for r in rows])  # the sample std (ddof = 1)
@@ -392,6 +390,8 @@ def plot(rows, path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from bench_common import sample_std
+
     rates = sorted({r["rate"] for r in rows})  # natural (1.0) last
     methods = list(dict.fromkeys(r["method"] for r in rows))
     figure, axes = plt.subplots(1, 3, figsize=(16, 4))
@@ -400,9 +400,8 @@ def plot(rows, path) -> None:
         for i, method in enumerate(methods):
             values = [[r[key] for r in rows if (r["rate"], r["method"]) == (rate, method)] for rate in rates]
             x = np.arange(len(rates)) + (i - len(methods) / 2) * 0.06
-            axis.errorbar(x, [np.mean(v) for v in values],
-                          yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values], marker="o", capsize=3,
-                          label=method)
+            axis.errorbar(x, [np.mean(v) for v in values], yerr=[sample_std(v) for v in values], marker="o",
+                          capsize=3, label=method)
         axis.set_xticks(np.arange(len(rates)), [rate_name(r) for r in rates])
         axis.set_xlabel("share of yes/no questions in training")
         axis.set_ylabel("test accuracy")

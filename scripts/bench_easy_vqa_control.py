@@ -54,9 +54,8 @@ METHODS = {
     "dropout": bench_common.METHODS["dropout"],
     **{name: bench_common.METHODS[name] for name in ("ensemble", "multiloss", "ogm_ge", "mmpareto", "mlb")},
 }
-NAMES = {"ce": "CE only", "confidence": "confidence penalty (clean view)", "synib_random": "SynIB random (shuffle)",
-         "synib_learned": "SynIB learned (shuffle)", "synib_full": "SynIB full (shuffle)",
-         "dropout": "modality dropout (shuffle)",
+NAMES = {"ce": "CE only", "confidence": "confidence penalty (clean view)", "synib_random": "SynIB random",
+         "synib_learned": "SynIB learned", "synib_full": "SynIB full", "dropout": "modality dropout",
          "ensemble": "unimodal ensemble", "multiloss": "multiloss", "ogm_ge": "OGM-GE", "mmpareto": "MMPareto",
          "mlb": "MLB"}
 MASK_FILL = "shuffle"
@@ -68,7 +67,7 @@ RECIPE = dict(projection_dim=256, fusion_hidden_size=256, fusion_dropout=0.1, fu
               lora_r=8, lora_alpha=16, lora_dropout=0.05, lora_layers=[5],
               vision=dict(embedding_size=32, hidden_sizes=[32, 64], depths=[1, 1], layer_type="basic"))
 FULL = dict(shares=[NATURAL, 0.35, 0.2, 0.1, 0.05], compare_shares=[0.35, 0.2, 0.1], seeds=[0, 1, 2, 3, 4],
-            methods=list(METHODS), fusion_type="concat_product", mask_fill=MASK_FILL, steps=400, batch_size=128,
+            methods=list(METHODS), fusion_type=RECIPE["fusion_type"], mask_fill=MASK_FILL, steps=400, batch_size=128,
             learning_rate=1e-3, weight_decay=0.01, bf16=True,
             image_size=32, train_questions=None, validation_images=800, validation_questions=2000,
             test_questions=2500, grid_size=4)
@@ -215,10 +214,10 @@ def train_one(method, weight, seed, settings, cached, text_path, unimodal) -> di
     from bench_easy_vqa import scores
     from synib_hf import predicted_classes
 
-    model, peft_config = build_model(seed, text_path, settings.get("fusion_type", RECIPE["fusion_type"]))
+    model, peft_config = build_model(seed, text_path, settings["fusion_type"])
     with tempfile.TemporaryDirectory(prefix="bench-easy-vqa-control-") as scratch:
         trainer_class, args = trainer_and_args(
-            method, weight, settings.get("mask_fill", MASK_FILL), output_dir=scratch,
+            method, weight, settings["mask_fill"], output_dir=scratch,
             learning_rate=settings["learning_rate"], weight_decay=settings["weight_decay"], max_steps=settings["steps"],
             per_device_train_batch_size=settings["batch_size"], per_device_eval_batch_size=512, seed=seed,
             report_to="none", save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
@@ -347,6 +346,16 @@ def _methods(rows) -> list:
     return [m for m in METHODS if m in present]
 
 
+def _settings(rows) -> dict:
+    """The run's settings; rows saved before `--fusion_type` / `--mask_fill` existed ran the full run's."""
+    return {**{k: FULL[k] for k in ("fusion_type", "mask_fill")}, **rows[0]["settings"]}
+
+
+def _name(method: str, fill: str) -> str:
+    """A method's row name, with the fill where it masks."""
+    return f"{NAMES[method]} ({fill})" if "mask_type" in METHODS[method][1] else NAMES[method]
+
+
 def markdown(rows) -> str:
     import numpy as np
 
@@ -357,11 +366,10 @@ def markdown(rows) -> str:
     compare = [s for s in shares if any(m != "ce" for (share, m) in group if share == s)]
     methods = _methods(rows)
     seeds = sorted({r["seed"] for r in rows})
-    settings = rows[0]["settings"]
+    settings = _settings(rows)
     first_seed = seeds[0]
-    fill = settings.get("mask_fill", MASK_FILL)  # rows saved before the option: the full run's
-    name = {m: NAMES[m].replace(f"({MASK_FILL})", f"({fill})") for m in NAMES}
-    fusion_type = settings.get("fusion_type", RECIPE["fusion_type"])  # rows saved before the option: the recipe's
+    fill, fusion_type = settings["mask_fill"], settings["fusion_type"]
+    name = {m: _name(m, fill) for m in methods}
     ablation = "" if fusion_type == RECIPE["fusion_type"] else " without its product term (the ablation)"
     lines = [
         f"easy-VQA, the positive-control recipe{ablation} (`scripts/bench_easy_vqa_control.py`): "
@@ -494,13 +502,13 @@ def plot(rows, path) -> None:
     shares = sorted({r["yes_no_share"] for r in rows}, key=share_order)
     compare = [s for s in shares if any(r["method"] != "ce" and r["yes_no_share"] == s for r in rows)]
     methods = _methods(rows)
-    fill = rows[0]["settings"].get("mask_fill", MASK_FILL)
+    fill = _settings(rows)["mask_fill"]
     figure, axes = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [1, 2]})
     ce = [[r["slice_acc"] for r in rows if r["method"] == "ce" and r["yes_no_share"] == s] for s in shares]
     x = np.arange(len(shares))
     for i, values in enumerate(ce):
         axes[0].scatter([x[i]] * len(values), values, color="gray", s=10, alpha=0.6)
-    axes[0].errorbar(x, [np.mean(v) for v in ce], yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in ce],
+    axes[0].errorbar(x, [np.mean(v) for v in ce], yerr=[bench_common.sample_std(v) for v in ce],
                      marker="o", capsize=3, color="black", label="CE only (mean ± sample std, seeds as dots)")
     axes[0].set_xticks(x, [share_name(s) for s in shares], fontsize=8)
     axes[0].set_title("CE only: the positive control and its failure curve", fontsize=9)
@@ -509,9 +517,8 @@ def plot(rows, path) -> None:
         values = [[r["slice_acc"] for r in rows if r["method"] == method and r["yes_no_share"] == s] for s in compare]
         position = np.arange(len(compare)) + (i - len(methods) / 2) * 0.08
         axes[1].errorbar(position, [np.mean(v) if v else np.nan for v in values],
-                         yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values], marker="o", linestyle="none",
-                         capsize=2, label=NAMES[method].replace(f"({MASK_FILL})", f"({fill})"),
-                         color="black" if method == "ce" else next(others))
+                         yerr=[bench_common.sample_std(v) for v in values], marker="o", linestyle="none",
+                         capsize=2, label=_name(method, fill), color="black" if method == "ce" else next(others))
     axes[1].set_xticks(np.arange(len(compare)), [share_name(s) for s in compare])
     axes[1].set_title("every method at the comparison shares", fontsize=9)
     axes[1].legend(fontsize=7, ncol=2)

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common, 
 
 import bench_common  # noqa: E402
 from bench_common import (  # noqa: E402
-    MASK_FILLS, METHODS, arguments, fill_differences, grid, label, labels, masks, mean_std, selected_values,
+    MASK_FILLS, METHODS, arguments, fill_differences, grid, label, labels, masks, mean_std, sample_std, selected_values,
 )
 
 
@@ -271,8 +271,8 @@ def plot(rows, path) -> None:
     for i, name in enumerate(names):
         values = [[r["synergy_acc"] for r in table.get((m, name), [])] for m in mixtures]
         axis.bar(np.arange(len(mixtures)) + i * width, [np.nanmean(v) if v else np.nan for v in values], width,
-                 yerr=[np.nanstd(v, ddof=1) if len(v) > 1 else 0.0 for v in values], label=name, color=colours[i],
-                 capsize=1.5, error_kw={"linewidth": 0.6})
+                 yerr=[sample_std(v) for v in values], label=name, color=colours[i], capsize=1.5,
+                 error_kw={"linewidth": 0.6})
     axis.axhline(0.5, color="grey", linewidth=0.8, linestyle="--", label="chance")
     axis.set_xticks(np.arange(len(mixtures)) + 0.425 - width / 2, mixtures)
     axis.set_ylabel("synergy-slice test accuracy (mean ± sample std)")

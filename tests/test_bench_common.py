@@ -80,3 +80,8 @@ def test_committed_tables_render_byte_for_byte(folder, tmp_path):
                               "--output_dir", str(tmp_path)])
     assert (tmp_path / "results.md").read_bytes() == (BENCHMARKS / folder / "results.md").read_bytes()
     assert "sample std" in (BENCHMARKS / folder / "results.md").read_text()  # ddof = 1 everywhere, and said so
+
+
+def test_sample_std_leaves_nan_out_and_is_zero_below_two_values():
+    assert common.sample_std([0.5, 0.7, float("nan")]) == pytest.approx(0.1414213, rel=1e-6)
+    assert common.sample_std([0.5]) == common.sample_std([]) == 0.0
